@@ -1,0 +1,71 @@
+"""The one place where tensor layouts and value ranges are converted.
+
+ComfyUI hands nodes IMAGE tensors shaped [B, H, W, C] and MASK tensors shaped [B, H, W] (or [H, W]),
+all float in 0..1. The core works on images [B, C, H, W] and masks [B, 1, H, W]. Generators that end
+in tanh work in [-1, 1]; the task functions call `to_signed` / `from_signed` themselves.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+
+def _describe(t: Tensor) -> str:
+    return f"shape {tuple(t.shape)}, dtype {t.dtype}"
+
+
+def image_to_bchw(image: Tensor) -> Tensor:
+    """ComfyUI IMAGE [B,H,W,C] -> core [B,C,H,W] float32 (a contiguous copy)."""
+    if not isinstance(image, Tensor):
+        raise TypeError(f"expected an IMAGE tensor [B,H,W,C], got {type(image).__name__}")
+    if image.ndim == 3:  # a single image without batch dimension
+        image = image.unsqueeze(0)
+    if image.ndim != 4 or image.shape[-1] not in (1, 3, 4):
+        raise ValueError(f"expected an IMAGE tensor [B,H,W,C] with C in (1, 3, 4), got {_describe(image)}")
+    if 0 in image.shape:
+        raise ValueError(f"IMAGE is empty: {_describe(image)}")
+    return image.movedim(-1, 1).contiguous().float()
+
+
+def bchw_to_image(image: Tensor) -> Tensor:
+    """Core [B,C,H,W] -> ComfyUI IMAGE [B,H,W,C] float32, contiguous."""
+    if image.ndim != 4:
+        raise ValueError(f"expected a core image [B,C,H,W], got {_describe(image)}")
+    return image.movedim(1, -1).contiguous().float()
+
+
+def mask_to_b1hw(mask: Tensor) -> Tensor:
+    """ComfyUI MASK [B,H,W] or [H,W] -> core [B,1,H,W] float32."""
+    if not isinstance(mask, Tensor):
+        raise TypeError(f"expected a MASK tensor [B,H,W], got {type(mask).__name__}")
+    if mask.ndim == 2:
+        mask = mask.unsqueeze(0)
+    if mask.ndim != 3:
+        raise ValueError(f"expected a MASK tensor [B,H,W] or [H,W], got {_describe(mask)}")
+    if 0 in mask.shape:
+        raise ValueError(f"MASK is empty: {_describe(mask)}")
+    return mask.unsqueeze(1).contiguous().float()
+
+
+def b1hw_to_mask(mask: Tensor) -> Tensor:
+    """Core [B,1,H,W] -> ComfyUI MASK [B,H,W] float32."""
+    if mask.ndim != 4 or mask.shape[1] != 1:
+        raise ValueError(f"expected a core mask [B,1,H,W], got {_describe(mask)}")
+    return mask[:, 0].contiguous().float()
+
+
+def mask_to_image(mask: Tensor) -> Tensor:
+    """Core [B,1,H,W] mask -> core [B,3,H,W] grey image, for previews."""
+    if mask.ndim != 4 or mask.shape[1] != 1:
+        raise ValueError(f"expected a core mask [B,1,H,W], got {_describe(mask)}")
+    return mask.expand(-1, 3, -1, -1).contiguous()
+
+
+def to_signed(image: Tensor) -> Tensor:
+    """[0,1] -> [-1,1], the range of tanh generators."""
+    return image * 2.0 - 1.0
+
+
+def from_signed(image: Tensor) -> Tensor:
+    """[-1,1] -> [0,1]; values outside are clamped (a tanh output never leaves the range)."""
+    return ((image + 1.0) * 0.5).clamp(0.0, 1.0)

@@ -1,0 +1,60 @@
+import pytest
+import torch
+
+from models import layout
+
+pytestmark = pytest.mark.unit
+
+
+def test_image_round_trip_keeps_values_and_moves_channels():
+    image = torch.rand(2, 5, 7, 3)
+    core = layout.image_to_bchw(image)
+    assert core.shape == (2, 3, 5, 7)
+    assert torch.equal(core[1, 2], image[1, :, :, 2])
+    assert torch.equal(layout.bchw_to_image(core), image)
+
+
+def test_single_image_without_batch_gets_one():
+    assert layout.image_to_bchw(torch.rand(4, 6, 3)).shape == (1, 3, 4, 6)
+
+
+def test_mask_round_trip_and_2d_mask():
+    mask = (torch.rand(3, 4, 5) > 0.5).float()
+    core = layout.mask_to_b1hw(mask)
+    assert core.shape == (3, 1, 4, 5)
+    assert torch.equal(layout.b1hw_to_mask(core), mask)
+    assert layout.mask_to_b1hw(torch.ones(4, 5)).shape == (1, 1, 4, 5)
+
+
+def test_signed_range_round_trip():
+    x = torch.linspace(0, 1, 11)
+    assert torch.equal(layout.to_signed(x)[[0, 5, 10]], torch.tensor([-1.0, 0.0, 1.0]))
+    assert torch.allclose(layout.from_signed(layout.to_signed(x)), x)
+    assert torch.equal(layout.from_signed(torch.tensor([-3.0, 3.0])), torch.tensor([0.0, 1.0]))
+
+
+def test_mask_preview_is_grey_rgb():
+    m = torch.zeros(1, 1, 2, 2)
+    m[0, 0, 0, 0] = 1
+    img = layout.mask_to_image(m)
+    assert img.shape == (1, 3, 2, 2) and torch.equal(img[0, :, 0, 0], torch.ones(3))
+
+
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (torch.rand(1, 4, 4, 2), r"C in \(1, 3, 4\).*\(1, 4, 4, 2\)"),
+        (torch.rand(4, 4), r"\[B,H,W,C\].*\(4, 4\)"),
+        (torch.rand(1, 0, 4, 3), "IMAGE is empty"),
+    ],
+)
+def test_bad_images_say_what_arrived(bad, match):
+    with pytest.raises(ValueError, match=match):
+        layout.image_to_bchw(bad)
+
+
+def test_bad_masks_say_what_arrived():
+    with pytest.raises(ValueError, match=r"\[B,H,W\].*\(1, 1, 4, 4\)"):
+        layout.mask_to_b1hw(torch.rand(1, 1, 4, 4))
+    with pytest.raises(TypeError, match="MASK tensor"):
+        layout.mask_to_b1hw([[0.0]])

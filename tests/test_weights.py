@@ -1,0 +1,215 @@
+"""Weights format: round trips for every registered architecture, and clear errors for bad files."""
+
+import json
+import os
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from models import weights
+from models.registry import ARCHITECTURES, Architecture, Registry
+
+pytestmark = pytest.mark.unit
+
+FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "checkpoints"
+EXAMPLES = [(arch.id, cfg) for arch in ARCHITECTURES for cfg in arch.example_configs]
+
+
+def _example_input(module: nn.Module) -> torch.Tensor:
+    first_conv = next(m for m in module.modules() if isinstance(m, nn.Conv2d))
+    return torch.rand(2, first_conv.in_channels, 64, 64, generator=torch.Generator().manual_seed(0))
+
+
+def _perturbed(arch_id, config):
+    """Build a module whose every tensor is non-default, so a lost tensor shows in the output."""
+    torch.manual_seed(1)
+    module = ARCHITECTURES.get(arch_id).build(config)
+    with torch.no_grad():
+        for name, t in module.state_dict().items():
+            if t.is_floating_point():
+                t.add_(torch.rand_like(t) * 0.1 + (0.5 if "running_var" in name else 0.0))
+    return module.eval()
+
+
+def test_every_architecture_has_examples():
+    assert len(ARCHITECTURES) >= 1
+    for arch in ARCHITECTURES:
+        assert arch.example_configs, f"{arch.id} has no example configs to test"
+
+
+@pytest.mark.parametrize("arch_id, config", EXAMPLES, ids=[f"{a}-{i}" for i, (a, _) in enumerate(EXAMPLES)])
+def test_round_trip_gives_identical_outputs(tmp_path, arch_id, config):
+    module = _perturbed(arch_id, config)
+    task = ARCHITECTURES.get(arch_id).tasks[0]
+    path = weights.save(module, tmp_path / "m.safetensors", arch_id, config, task, {"recipe": "test"})
+    loaded = weights.load(path)
+    assert loaded.arch == arch_id and loaded.config == config and loaded.task == task
+    assert loaded.provenance == {"recipe": "test"}
+    x = _example_input(module)
+    with torch.no_grad():
+        assert torch.equal(loaded.module(x), module(x))
+
+
+def test_metadata_is_readable_json(tmp_path):
+    arch_id, config = EXAMPLES[0]
+    module = ARCHITECTURES.get(arch_id).build(config)
+    path = weights.save(module, tmp_path / "m.safetensors", arch_id, config, "discriminate", {"steps": 3})
+    meta = weights.read_metadata(path)
+    assert meta["arch"] == arch_id
+    assert json.loads(meta["config"])["ndf"] == config.ndf
+    assert meta["format_version"] == str(weights.FORMAT_VERSION)
+
+
+def test_save_is_atomic_and_leaves_no_temp_files(tmp_path):
+    arch_id, config = EXAMPLES[0]
+    module = ARCHITECTURES.get(arch_id).build(config)
+    weights.save(module, tmp_path / "m.safetensors", arch_id, config, "discriminate")
+    assert sorted(os.listdir(tmp_path)) == ["m.safetensors"]
+
+
+def test_wrong_task_for_architecture_is_refused(tmp_path):
+    arch_id, config = EXAMPLES[0]
+    module = ARCHITECTURES.get(arch_id).build(config)
+    with pytest.raises(ValueError, match="serves tasks .*not 'inpaint'"):
+        weights.save(module, tmp_path / "m.safetensors", arch_id, config, "inpaint")
+
+
+@dataclass(frozen=True)
+class TinyConfig:
+    width: int = 2
+    sizes: tuple[int, ...] = (1, 2)
+
+
+def _tiny_registry() -> Registry:
+    return Registry(
+        (
+            Architecture(
+                id="tiny",
+                config_cls=TinyConfig,
+                build=lambda c: nn.Conv2d(3, c.width, 1),
+                tasks=("enhance",),
+                description="test",
+            ),
+        )
+    )
+
+
+def test_duplicate_architecture_id_is_an_error():
+    reg = _tiny_registry()
+    with pytest.raises(ValueError, match="'tiny' is registered twice"):
+        reg.register(reg.get("tiny"))
+
+
+def test_tuple_config_fields_survive_json(tmp_path):
+    reg = _tiny_registry()
+    cfg = TinyConfig(width=3, sizes=(4, 5))
+    path = weights.save(reg.get("tiny").build(cfg), tmp_path / "t.safetensors", "tiny", cfg, "enhance", registry=reg)
+    assert weights.load(path, registry=reg).config == cfg
+
+
+def test_unknown_architecture_names_what_is_known(tmp_path):
+    reg = _tiny_registry()
+    path = weights.save(nn.Conv2d(3, 2, 1), tmp_path / "t.safetensors", "tiny", TinyConfig(), "enhance", registry=reg)
+    with pytest.raises(ValueError, match="unknown architecture 'tiny'.*patchgan"):
+        weights.load(path)
+
+
+def test_shape_mismatch_names_the_key(tmp_path):
+    reg = _tiny_registry()
+    path = weights.save(nn.Conv2d(3, 2, 1), tmp_path / "t.safetensors", "tiny", TinyConfig(), "enhance", registry=reg)
+    tensors = load_file(path)
+    tensors["weight"] = torch.zeros(5, 3, 1, 1)
+    tensors["extra"] = torch.zeros(1)
+    meta = weights.read_metadata(path)
+    save_file(tensors, path, metadata=meta)
+    expected = r"unexpected 1 keys.*extra.*weight: file \(5, 3, 1, 1\) vs model \(2, 3, 1, 1\)"
+    with pytest.raises(ValueError, match=expected):
+        weights.load(path, registry=reg)
+
+
+def test_unknown_config_field_is_reported(tmp_path):
+    reg = _tiny_registry()
+    path = weights.save(nn.Conv2d(3, 2, 1), tmp_path / "t.safetensors", "tiny", TinyConfig(), "enhance", registry=reg)
+    meta = weights.read_metadata(path)
+    meta["config"] = json.dumps({"width": 2, "depth": 9})
+    save_file(load_file(path), path, metadata=meta)
+    with pytest.raises(ValueError, match=r"unknown fields \['depth'\]"):
+        weights.load(path, registry=reg)
+
+
+def test_not_a_safetensors_file(tmp_path):
+    path = tmp_path / "photo.safetensors"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 100)
+    with pytest.raises(ValueError, match="photo.safetensors: not a safetensors file"):
+        weights.load(path)
+
+
+def test_foreign_safetensors_without_our_metadata(tmp_path):
+    path = tmp_path / "other.safetensors"
+    save_file({"w": torch.zeros(2)}, path)
+    with pytest.raises(ValueError, match="not a gan-edit weights file"):
+        weights.load(path)
+
+
+def test_truncated_file(tmp_path):
+    arch_id, config = EXAMPLES[0]
+    module = ARCHITECTURES.get(arch_id).build(config)
+    path = weights.save(module, tmp_path / "m.safetensors", arch_id, config, "discriminate")
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) - 100])
+    with pytest.raises(ValueError, match="m.safetensors: truncated: tensors need"):
+        weights.load(path)
+    path.write_bytes(data[:20])
+    with pytest.raises(ValueError, match="truncated: header claims"):
+        weights.load(path)
+
+
+def test_missing_file():
+    with pytest.raises(FileNotFoundError, match="nope.safetensors: no such file"):
+        weights.load("nope.safetensors")
+
+
+class _Payload:
+    """Unpickling this calls os.system: the attack a malicious checkpoint would carry."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_pickle_that_runs_code_is_refused_and_nothing_runs(tmp_path):
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil.pth"
+    torch.save({"state_dict": {"model.0.weight": torch.zeros(1)}, "x": _Payload(marker)}, path)
+    with pytest.raises(ValueError, match="evil.pth: refused to load: not a plain tensor checkpoint"):
+        weights.load(path)
+    assert not marker.exists()
+    # The same file through plain pickle really would have run the command: the test is not vacuous.
+    raw = tmp_path / "evil.pkl"
+    raw.write_bytes(pickle.dumps(_Payload(marker)))
+    pickle.loads(raw.read_bytes())
+    assert marker.exists()
+
+
+@pytest.mark.skipif(not FIXTURES.is_dir(), reason="reference fixtures not present")
+def test_public_patchgan_checkpoint_converts_and_reproduces_reference(tmp_path):
+    from safetensors.torch import load_file as read_io
+
+    io = read_io(FIXTURES / "patchgan_basic_n3_batch.io.safetensors")
+    loaded = weights.load(FIXTURES / "patchgan_basic_n3_batch.pth")
+    assert loaded.arch == "patchgan"
+    assert (loaded.config.input_nc, loaded.config.ndf, loaded.config.n_layers, loaded.config.norm) == (6, 8, 3, "batch")
+    with torch.no_grad():
+        out = loaded.module(io["input"])
+    assert (out - io["output"]).abs().max().item() <= 1e-5
+    ours = weights.convert(FIXTURES / "patchgan_basic_n3_batch.pth", tmp_path / "d.safetensors")
+    with torch.no_grad():
+        again = weights.load(ours).module(io["input"])
+    assert torch.equal(again, out)
