@@ -118,9 +118,9 @@ class Registry:
 
 
 def _builtin() -> tuple[Architecture, ...]:
-    from .archs import patchgan
+    from .archs import context_encoder, patchgan
 
-    return (patchgan.ARCHITECTURE,)
+    return (patchgan.ARCHITECTURE, *context_encoder.ARCHITECTURES)
 
 
 ARCHITECTURES = Registry(_builtin())
