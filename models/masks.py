@@ -62,6 +62,7 @@ __all__ = [
     "grow",
     "irregular",
     "outpaint_border",
+    "overlay",
     "random_blocks",
     "refine",
     "validate_image",
@@ -837,3 +838,28 @@ def coverage(mask: Tensor) -> Tensor:
     """Hole ratio per item: the mean mask value, shape [B] (soft values count fractionally)."""
     validate_mask(mask)
     return mask.mean(dim=(1, 2, 3))
+
+
+#: Colour of the hole in previews (red) and how strongly it tints the image.
+OVERLAY_RGB: tuple[float, float, float] = (1.0, 0.0, 0.0)
+OVERLAY_ALPHA = 0.5
+
+
+def overlay(mask: Tensor, image: Tensor | None = None) -> Tensor:
+    """A preview [B,3,H,W]: the mask in grey, or tinted red over ``image`` where it is a hole.
+
+    ``image`` may have 1, 3 or 4 channels (alpha is ignored) and batch 1 or the mask's batch; a
+    mask batch larger than the image batch reuses the images cyclically.
+    """
+    validate_mask(mask)
+    if image is None:
+        return mask.expand(-1, 3, -1, -1).clone()
+    image = validate_image(image, channels=(1, 3, 4))
+    if image.shape[-2:] != mask.shape[-2:]:
+        raise ValueError(f"preview image is {tuple(image.shape[-2:])} (H, W) but the mask is {tuple(mask.shape[-2:])}")
+    rgb = image[:, :3] if image.shape[1] >= 3 else image.expand(-1, 3, -1, -1)
+    index = torch.arange(mask.shape[0]) % rgb.shape[0]
+    rgb = rgb[index].to(mask.dtype)
+    tint = torch.tensor(OVERLAY_RGB, dtype=mask.dtype).view(1, 3, 1, 1)
+    weight = mask * OVERLAY_ALPHA
+    return rgb * (1 - weight) + tint * weight

@@ -425,3 +425,30 @@ def test_validators_return_valid_input():
     assert masks.validate_mask(mask) is mask
     with pytest.raises(ValueError, match=r"image must have 4 channels"):
         masks.validate_image(image, channels=(4,))
+
+
+# ------------------------------------------------------------------------------------------------
+# overlay (node previews)
+
+def test_overlay_without_image_is_grey_mask():
+    mask = masks.center_box(8, 8, 2)
+    preview = masks.overlay(mask)
+    assert preview.shape == (2, 3, 8, 8)
+    assert torch.equal(preview[:, 0], mask[:, 0]) and torch.equal(preview[:, 2], mask[:, 0])
+
+
+def test_overlay_tints_only_the_hole_and_cycles_images():
+    mask = masks.center_box(8, 8, 3)
+    image = torch.stack([torch.full((3, 8, 8), 0.2), torch.full((3, 8, 8), 0.6)])
+    preview = masks.overlay(mask, image)
+    assert preview.shape == (3, 3, 8, 8)
+    assert torch.allclose(preview[0, :, 0, 0], torch.tensor([0.2, 0.2, 0.2]))  # keep: unchanged
+    assert torch.allclose(preview[0, :, 4, 4], torch.tensor([0.6, 0.1, 0.1]))  # hole: half red
+    assert torch.allclose(preview[2, :, 0, 0], torch.tensor([0.2, 0.2, 0.2]))  # third item reuses image 0
+    rgba = torch.cat([image, torch.ones(2, 1, 8, 8)], dim=1)
+    assert torch.equal(masks.overlay(mask, rgba), preview)
+
+
+def test_overlay_size_mismatch_is_an_error():
+    with pytest.raises(ValueError, match=r"preview image is \(4, 4\).*mask is \(8, 8\)"):
+        masks.overlay(masks.center_box(8, 8, 1), torch.zeros(1, 3, 4, 4))
