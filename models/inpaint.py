@@ -1,0 +1,215 @@
+"""Inpainting on core tensors: fill the hole of a mask with a Context Encoder.
+
+`inpaint(model, image, mask)` takes images [B,3,H,W] in [0,1] and masks [B,1,H,W] (1 = hole) and
+returns [B,3,H,W] in [0,1] where only the hole (and, with `feather`, a soft band around it) changed.
+Each batch item is processed on its own crop around its hole:
+
+* paper model (`context_encoder`): a square window around the hole is resized to the model's input
+  size (128), its centre is filled with the port's mean colour and the predicted centre is resized
+  back. The geometry is the port's: the hole fills the centre [36:92] of the 128 window (the port
+  keeps a 4 px "overlapPred" band of real pixels) and the prediction covers [32:96], so the window is
+  about 2.3x the hole and the prediction reaches a little past it. Windows that leave the image are
+  filled by reflection.
+* any-mask model (`context_encoder_anymask`): the hole's bounding box plus a `context` margin, padded
+  by reflection to a multiple of the model's stride, goes in as image-with-hole-at-0 + mask.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, Protocol
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+# registry before the archs: importing it builds the architecture list, which imports the archs.
+from . import layout, masks, registry  # noqa: F401
+from .archs.context_encoder import ANYMASK, ARCHITECTURE, PAPER_FILL_RGB, PAPER_OVERLAP
+
+MIN_CONTEXT_PX = 32
+"""The any-mask crop reaches at least this far past the hole's bounding box (where the image allows)."""
+
+
+class InpaintModel(Protocol):
+    """What `inpaint` needs of a model: a `weights.LoadedModel` has all of it."""
+
+    module: nn.Module
+    arch: str
+    config: Any
+
+
+def inpaint(
+    model: InpaintModel,
+    image: Tensor,
+    mask: Tensor,
+    *,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype = torch.float32,
+    progress: Callable[[int, int], None] | None = None,
+    feather: int = 0,
+    context: float = 0.5,
+) -> Tensor:
+    """Fill the holes of `mask` (1 = hole) in `image`; pixels outside the hole are kept exactly.
+
+    `mask` may have batch 1 (used for every image). Pixels > 0.5 make the hole's bounding box; an item
+    without any comes back unchanged. Soft values are passed to the any-mask model as they are and
+    are the blend weights of the composite. `feather` (px) blends the prediction into a band
+    that far outside the hole; the hole itself is always fully replaced. `context` (any-mask model):
+    margin around the hole's box as a fraction of its longer side, at least 32 px. `device`/`dtype`
+    are used for the computation only; the result is float32 on the input's device. `progress(i, n)`
+    is called after each item.
+    """
+    _check_inputs(image, mask, feather, context)
+    if model.arch not in (ARCHITECTURE.id, ANYMASK.id):
+        raise ValueError(
+            f"inpaint needs a {ARCHITECTURE.id!r} or {ANYMASK.id!r} model, got architecture {model.arch!r}"
+        )
+    out_device = image.device
+    batch = image.shape[0]
+    mask = mask.expand(batch, -1, -1, -1)
+    if model.arch == ARCHITECTURE.id:
+        _check_context_left(mask)
+    device = torch.device(device) if device is not None else out_device
+    results = []
+    with _prepared(model.module, device, dtype) as module, torch.inference_mode():
+        for i in range(batch):
+            item = image[i : i + 1].to(device=device, dtype=torch.float32)
+            hole = mask[i : i + 1].to(device=device, dtype=torch.float32)
+            results.append(_inpaint_item(module, model, item, hole, dtype, feather, context).to(out_device))
+            if progress is not None:
+                progress(i + 1, batch)
+    return torch.cat(results).float()
+
+
+def _check_inputs(image: Tensor, mask: Tensor, feather: int, context: float) -> None:
+    masks.validate_image(image, channels=(3,))
+    masks.validate_mask(mask)
+    if mask.shape[0] not in (1, image.shape[0]):
+        raise ValueError(
+            f"mask batch must be 1 or equal the image batch {image.shape[0]}, got mask shape {tuple(mask.shape)}"
+        )
+    if mask.shape[-2:] != image.shape[-2:]:
+        raise ValueError(
+            f"mask size must equal the image size {tuple(image.shape[-2:])} (H, W), got {tuple(mask.shape[-2:])}"
+        )
+    if isinstance(feather, bool) or not isinstance(feather, int) or feather < 0:
+        raise ValueError(f"feather must be an int >= 0 (pixels), got {feather!r}")
+    if not 0.0 <= context <= 4.0:
+        raise ValueError(f"context must be in [0, 4] (fraction of the hole size), got {context!r}")
+
+
+def _check_context_left(mask: Tensor) -> None:
+    full = (mask > 0.5).flatten(1).all(dim=1).nonzero().flatten().tolist()
+    if full:
+        raise ValueError(
+            f"mask item {full[0]} covers the whole image: the paper Context Encoder fills a hole from the pixels "
+            "around it and has none here; use a context_encoder_anymask model"
+        )
+
+
+@contextmanager
+def _prepared(module: nn.Module, device: torch.device, dtype: torch.dtype) -> Iterator[nn.Module]:
+    """The module on `device`/`dtype` in eval mode; afterwards as it was (a copy when the dtype differs)."""
+    param = next(module.parameters(), None)
+    old_device = param.device if param is not None else device
+    old_dtype = param.dtype if param is not None else dtype
+    was_training = module.training
+    # Casting weights down and back up would lose precision: work on a copy instead.
+    work = copy.deepcopy(module) if dtype != old_dtype else module
+    moved = work is not module or device != old_device
+    try:
+        yield (work.to(device=device, dtype=dtype) if moved else work).eval()
+    finally:
+        if work is module:
+            if moved:
+                module.to(device=old_device)
+            module.train(was_training)
+
+
+def _inpaint_item(
+    module: nn.Module, model: InpaintModel, image: Tensor, mask: Tensor, dtype: torch.dtype, feather: int,
+    context: float,
+) -> Tensor:
+    if not bool((mask > 0.5).any()):
+        return image.clone()
+    (box,) = masks.bbox(mask)
+    if model.arch == ARCHITECTURE.id:
+        filled = _paper_fill(module, model.config, image, box, dtype)
+    else:
+        filled = _anymask_fill(module, model.config.stride, image, mask, box, dtype, context)
+    m = mask if feather == 0 else torch.maximum(mask, masks.feather(mask, feather))
+    return image * (1.0 - m) + filled * m
+
+
+def _reflect_indices(start: int, length: int, size: int, device: torch.device) -> Tensor:
+    """Indices start..start+length-1 mirrored into 0..size-1 (like 'reflect' padding, any distance)."""
+    idx = torch.arange(start, start + length, device=device)
+    if size == 1:
+        return torch.zeros_like(idx)
+    period = 2 * (size - 1)
+    idx = idx.remainder(period)
+    return torch.where(idx >= size, period - idx, idx)
+
+
+def _crop(t: Tensor, x: int, y: int, w: int, h: int) -> Tensor:
+    """t[..., y:y+h, x:x+w], reflected where the window leaves the image."""
+    cols = _reflect_indices(x, w, t.shape[-1], t.device)
+    rows = _reflect_indices(y, h, t.shape[-2], t.device)
+    return t.index_select(-1, cols).index_select(-2, rows)
+
+
+def _paste(canvas: Tensor, patch: Tensor, x: int, y: int) -> Tensor:
+    """A copy of canvas with patch written at (x, y); the parts outside the canvas are dropped."""
+    out = canvas.clone()
+    h, w = canvas.shape[-2:]
+    ph, pw = patch.shape[-2:]
+    x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + pw, w), min(y + ph, h)
+    out[..., y0:y1, x0:x1] = patch[..., y0 - y : y1 - y, x0 - x : x1 - x]
+    return out
+
+
+def _resize(t: Tensor, size: int) -> Tensor:
+    return F.interpolate(t, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+
+
+def _paper_fill(
+    module: nn.Module, config: Any, image: Tensor, box: tuple[int, int, int, int], dtype: torch.dtype
+) -> Tensor:
+    """The image with the paper model's prediction pasted over the hole's square (see module doc)."""
+    x, y, w, h = box
+    size = config.image_size
+    # The filled centre covers 1/2 - 2*overlap of the window, i.e. 7/8 of the predicted centre, which
+    # is half the window. Choose the predicted side `pred` (even) so the fill covers the hole + 1 px.
+    fill_share = 1.0 - 4.0 * PAPER_OVERLAP
+    pred = 2 * math.ceil((max(w, h) + 2) / fill_share / 2)
+    px, py = round(x + w / 2 - pred / 2), round(y + h / 2 - pred / 2)
+    window = _resize(layout.to_signed(_crop(image, px - pred // 2, py - pred // 2, 2 * pred, 2 * pred)), size)
+    lo, hi = size // 4 + round(size * PAPER_OVERLAP), 3 * size // 4 - round(size * PAPER_OVERLAP)
+    fill = torch.tensor(PAPER_FILL_RGB, device=image.device).view(1, 3, 1, 1)
+    window[:, :, lo:hi, lo:hi] = layout.to_signed(fill)
+    centre = module(window.to(dtype)).float()
+    return _paste(image, layout.from_signed(_resize(centre, pred)), px, py)
+
+
+def _anymask_fill(
+    module: nn.Module, stride: int, image: Tensor, mask: Tensor, box: tuple[int, int, int, int],
+    dtype: torch.dtype, context: float,
+) -> Tensor:
+    """The image with the any-mask model's output pasted over the hole's box plus context."""
+    x, y, w, h = box
+    height, width = image.shape[-2:]
+    margin = max(MIN_CONTEXT_PX, math.ceil(context * max(w, h)))
+    x0, y0 = max(x - margin, 0), max(y - margin, 0)
+    x1, y1 = min(x + w + margin, width), min(y + h + margin, height)
+    cw, ch = x1 - x0, y1 - y0
+    pw, ph = math.ceil(cw / stride) * stride, math.ceil(ch / stride) * stride
+    left, top = (pw - cw) // 2, (ph - ch) // 2
+    crop = layout.to_signed(_crop(image, x0 - left, y0 - top, pw, ph))
+    hole = _crop(mask, x0 - left, y0 - top, pw, ph)
+    out = module(torch.cat([crop * (1.0 - hole), hole], dim=1).to(dtype)).float()
+    out = layout.from_signed(out[..., top : top + ch, left : left + cw])
+    return _paste(image, out, x0, y0)
