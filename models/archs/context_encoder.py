@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from ..registry import Architecture, StateDict
+from ..architecture import Architecture, StateDict
 
 NORMS = ("batch", "instance", "none")
 

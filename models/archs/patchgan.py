@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from torch import Tensor, nn
 
-from ..registry import Architecture, StateDict
+from ..architecture import Architecture, StateDict
 
 NORMS = ("batch", "instance", "none")
 
