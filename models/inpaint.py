@@ -52,6 +52,8 @@ def inpaint(
     progress: Callable[[int, int], None] | None = None,
     feather: int = 0,
     context: float = 0.5,
+    working_size: int | None = 1024,
+    colour_match: bool = False,
 ) -> Tensor:
     """Fill the holes of `mask` (1 = hole) in `image`; pixels outside the hole are kept exactly.
 
@@ -61,9 +63,13 @@ def inpaint(
     that far outside the hole; the hole itself is always fully replaced. `context` (any-mask model):
     margin around the hole's box as a fraction of its longer side, at least 32 px. `device`/`dtype`
     are used for the computation only; the result is float32 on the input's device. `progress(i, n)`
-    is called after each item.
+    is called after each item. `working_size` (any-mask model): a crop whose longer side exceeds it is
+    downscaled to it for the network and the result upscaled back (None = always native resolution).
+    `colour_match` shifts the fill's mean colour so its rim matches the known pixels around the hole.
     """
     _check_inputs(image, mask, feather, context)
+    if working_size is not None and working_size < 32:
+        raise ValueError(f"working_size must be >= 32 px or None, got {working_size!r}")
     if model.arch not in (ARCHITECTURE.id, ANYMASK.id):
         raise ValueError(
             f"inpaint needs a {ARCHITECTURE.id!r} or {ANYMASK.id!r} model, got architecture {model.arch!r}"
@@ -79,7 +85,8 @@ def inpaint(
         for i in range(batch):
             item = image[i : i + 1].to(device=device, dtype=torch.float32)
             hole = mask[i : i + 1].to(device=device, dtype=torch.float32)
-            results.append(_inpaint_item(module, model, item, hole, dtype, feather, context).to(out_device))
+            filled = _inpaint_item(module, model, item, hole, dtype, feather, context, working_size, colour_match)
+            results.append(filled.to(out_device))
             if progress is not None:
                 progress(i + 1, batch)
     return torch.cat(results).float()
@@ -132,7 +139,7 @@ def _prepared(module: nn.Module, device: torch.device, dtype: torch.dtype) -> It
 
 def _inpaint_item(
     module: nn.Module, model: InpaintModel, image: Tensor, mask: Tensor, dtype: torch.dtype, feather: int,
-    context: float,
+    context: float, working_size: int | None, colour_match: bool,
 ) -> Tensor:
     if not bool((mask > 0.5).any()):
         return image.clone()
@@ -140,7 +147,9 @@ def _inpaint_item(
     if model.arch == ARCHITECTURE.id:
         filled = _paper_fill(module, model.config, image, box, dtype)
     else:
-        filled = _anymask_fill(module, model.config.stride, image, mask, box, dtype, context)
+        filled = _anymask_fill(module, model.config.stride, image, mask, box, dtype, context, working_size)
+    if colour_match:
+        filled = match_colour(image, filled, mask)
     m = mask if feather == 0 else torch.maximum(mask, masks.feather(mask, feather))
     return image * (1.0 - m) + filled * m
 
@@ -197,7 +206,7 @@ def _paper_fill(
 
 def _anymask_fill(
     module: nn.Module, stride: int, image: Tensor, mask: Tensor, box: tuple[int, int, int, int],
-    dtype: torch.dtype, context: float,
+    dtype: torch.dtype, context: float, working_size: int | None,
 ) -> Tensor:
     """The image with the any-mask model's output pasted over the hole's box plus context."""
     x, y, w, h = box
@@ -210,6 +219,35 @@ def _anymask_fill(
     left, top = (pw - cw) // 2, (ph - ch) // 2
     crop = layout.to_signed(_crop(image, x0 - left, y0 - top, pw, ph))
     hole = _crop(mask, x0 - left, y0 - top, pw, ph)
-    out = module(torch.cat([crop * (1.0 - hole), hole], dim=1).to(dtype)).float()
+    net_in = torch.cat([crop * (1.0 - hole), hole], dim=1)
+    scale = 1.0 if working_size is None else min(1.0, working_size / max(ph, pw))
+    if scale < 1.0:
+        size = (max(stride, round(ph * scale / stride) * stride), max(stride, round(pw * scale / stride) * stride))
+        small = F.interpolate(net_in, size=size, mode="bilinear", align_corners=False, antialias=True)
+        out = F.interpolate(module(small.to(dtype)).float(), size=(ph, pw), mode="bilinear", align_corners=False)
+    else:
+        out = module(net_in.to(dtype)).float()
     out = layout.from_signed(out[..., top : top + ch, left : left + cw])
     return _paste(image, out, x0, y0)
+
+
+def match_colour(image: Tensor, filled: Tensor, mask: Tensor, rim: int | None = None) -> Tensor:
+    """Shift the fill's colour so its inner rim matches the known pixels just outside the hole.
+
+    The per-channel mean of `filled` over a band `rim` px inside the hole is moved onto the mean of
+    `image` over a band `rim` px outside it (default: 4 % of the hole's longer side, at least 3 px);
+    the shift applies to the whole fill, which removes colour seams without touching structure.
+    Items whose hole has no known pixels around it are returned unchanged.
+    """
+    hole = (mask > 0.5).float()
+    if rim is None:
+        (_, _, w, h), = masks.bbox(hole)
+        rim = max(3, round(0.04 * max(w, h)))
+    outer = masks.grow(hole, rim) - hole
+    inner = hole - masks.grow(hole, -rim)
+    if float(outer.sum()) == 0 or float(inner.sum()) == 0:
+        return filled
+    known = (image * outer).sum(dim=(-2, -1)) / outer.sum()
+    fill = (filled * inner).sum(dim=(-2, -1)) / inner.sum()
+    shifted = filled + (known - fill)[..., None, None] * hole
+    return shifted.clamp(0.0, 1.0)

@@ -202,3 +202,30 @@ def test_paper_model_hole_at_the_border_changes_only_the_hole():
     assert torch.equal(out[keep], image[keep])
     hole = (mask == 1).expand_as(image)
     assert (out[hole] - image[hole]).abs().mean() > 0.05
+
+
+def test_colour_match_moves_the_fill_onto_the_surrounding_colour():
+    image = torch.full((1, 3, 64, 64), 0.3)
+    image[:, 1] = 0.6
+    mask = masks.box_mask(64, 64, 1, 20, 20, 24, 24)
+    plain = inpaint(_constant_model((0.8, 0.1, 0.5)), image, mask)
+    matched = inpaint(_constant_model((0.8, 0.1, 0.5)), image, mask, colour_match=True)
+    hole = mask[0, 0] == 1
+    assert torch.allclose(plain[0][:, hole].mean(1), torch.tensor([0.8, 0.1, 0.5]), atol=1e-5)
+    assert torch.allclose(matched[0][:, hole].mean(1), torch.tensor([0.3, 0.6, 0.3]), atol=1e-5)
+    assert torch.equal(matched[0][:, ~hole], image[0][:, ~hole])
+
+
+def test_working_size_downscales_big_crops_but_keeps_known_pixels():
+    image = _image(1, 160, 160)
+    mask = masks.box_mask(160, 160, 1, 40, 40, 80, 80)
+    model = _anymask()
+    calls = []
+    model.module.register_forward_hook(lambda m, i, o: calls.append(tuple(i[0].shape[-2:])))
+    small = inpaint(model, image, mask, working_size=64)
+    full = inpaint(model, image, mask, working_size=None)
+    assert max(calls[0]) <= 64 and calls[1] == (160, 160)
+    keep = (mask == 0).expand_as(image)
+    assert torch.equal(small[keep], image[keep]) and not torch.equal(small, full)
+    with pytest.raises(ValueError, match="working_size must be >= 32"):
+        inpaint(model, image, mask, working_size=8)

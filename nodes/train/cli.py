@@ -1,0 +1,71 @@
+"""The command line of `python -m nodes.train`: one sub-command per task, shared run options."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import inpaint, photos
+
+COMMANDS = (inpaint, photos)
+
+
+def add_run_options(parser: argparse.ArgumentParser, *, steps: int, checkpoint_every: int = 500) -> None:
+    """Options every training command shares (they become `models.train.engine.RunOptions`)."""
+    g = parser.add_argument_group("run")
+    g.add_argument("--out", type=Path, required=True, help="the .safetensors file to write (the nodes load it)")
+    g.add_argument("--steps", type=int, default=steps, help=f"optimisation steps (default {steps})")
+    g.add_argument("--seed", type=int, default=0, help="seed for weights, data order, crops and masks")
+    g.add_argument("--resume", action="store_true", help="continue from OUT's checkpoint (OUT.ckpt.pt) exactly")
+    g.add_argument("--checkpoint-every", type=int, default=checkpoint_every, help="steps between checkpoints")
+    g.add_argument("--preview-every", type=int, default=checkpoint_every, help="steps between preview PNGs")
+    g.add_argument("--log-every", type=int, default=10, help="steps between metric rows")
+    g.add_argument("--metrics", choices=("jsonl", "csv"), default="jsonl", help="metrics file format")
+    g.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
+                   help="autocast precision (bf16 also speeds up CPUs with AVX512-BF16; fp16 is for CUDA)")
+    g.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="compute device")
+    g.add_argument("--decay-from", type=float, default=1.0,
+                   help="fraction of the run after which learning rates fall linearly to zero (1 = never)")
+    g.add_argument("--max-minutes", type=float, default=None, help="stop (and export) after this much wall time")
+    g.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
+    g.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
+
+
+def run_options(args: argparse.Namespace):
+    from models.train.engine import RunOptions
+
+    return RunOptions(
+        out=args.out, steps=args.steps, seed=args.seed, checkpoint_every=args.checkpoint_every,
+        preview_every=args.preview_every, log_every=args.log_every, resume=args.resume,
+        precision=args.precision, device=args.device, metrics_format=args.metrics, decay_from=args.decay_from,
+        max_minutes=args.max_minutes, progress=not args.no_progress,
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m nodes.train",
+        description="Train GAN Edit models. Each command writes a .safetensors file the ComfyUI nodes load "
+        "unchanged. Multi-GPU / multi-node: torchrun --nproc_per_node N -m nodes.train ...",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in COMMANDS:
+        command.add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+    args = build_parser().parse_args(argv)
+    if getattr(args, "threads", None):
+        import torch
+
+        torch.set_num_threads(args.threads)
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
