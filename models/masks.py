@@ -65,6 +65,7 @@ __all__ = [
     "overlay",
     "random_blocks",
     "refine",
+    "resize",
     "validate_image",
     "validate_mask",
 ]
@@ -863,3 +864,16 @@ def overlay(mask: Tensor, image: Tensor | None = None) -> Tensor:
     tint = torch.tensor(OVERLAY_RGB, dtype=mask.dtype).view(1, 3, 1, 1)
     weight = mask * OVERLAY_ALPHA
     return rgb * (1 - weight) + tint * weight
+
+
+def resize(mask: Tensor, height: int, width: int) -> Tensor:
+    """The mask resampled to ``height`` x ``width`` (bilinear, antialiased when shrinking).
+
+    Edges come out soft; binarize (``refine``) afterwards when a hard mask is needed.
+    """
+    validate_mask(mask)
+    height, width, _ = _check_canvas(height, width, 1)
+    if tuple(mask.shape[-2:]) == (height, width):
+        return mask.clone()
+    out = F.interpolate(mask, size=(height, width), mode="bilinear", align_corners=False, antialias=True)
+    return out.clamp(0.0, 1.0)

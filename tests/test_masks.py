@@ -452,3 +452,14 @@ def test_overlay_tints_only_the_hole_and_cycles_images():
 def test_overlay_size_mismatch_is_an_error():
     with pytest.raises(ValueError, match=r"preview image is \(4, 4\).*mask is \(8, 8\)"):
         masks.overlay(masks.center_box(8, 8, 1), torch.zeros(1, 3, 4, 4))
+
+
+def test_resize_keeps_the_hole_where_it_was():
+    mask = masks.box_mask(64, 64, 2, 16, 16, 32, 32)
+    big = masks.resize(mask, 128, 96)
+    assert big.shape == (2, 1, 128, 96)
+    assert float(big[0, 0, 64, 48]) == 1.0 and float(big[0, 0, 5, 5]) == 0.0
+    assert masks.coverage(big)[0].item() == pytest.approx(0.25, abs=0.01)
+    assert torch.equal(masks.resize(mask, 64, 64), mask)
+    with pytest.raises(ValueError, match="height"):
+        masks.resize(mask, 0, 10)
