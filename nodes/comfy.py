@@ -1,0 +1,82 @@
+"""The one place that talks to ComfyUI's internals: model folders, devices, progress.
+
+Everything else in `nodes/` uses these few functions; `models/` never sees ComfyUI at all.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import comfy.model_management as mm
+import comfy.model_patcher
+import comfy.utils
+import folder_paths
+import torch
+
+from ..models.weights import LoadedModel
+
+MODEL_FOLDER = "gan_edit"
+MODEL_EXTENSIONS = {".safetensors", ".pth", ".pt"}
+
+
+def register_model_folder(pack_weights_dir: str) -> None:
+    """`gan_edit` = ComfyUI's models/gan_edit/ (plus extra paths users add) and the pack's weights."""
+    folder_paths.add_model_folder_path(MODEL_FOLDER, os.path.join(folder_paths.models_dir, MODEL_FOLDER))
+    folder_paths.add_model_folder_path(MODEL_FOLDER, pack_weights_dir)
+    paths, _ = folder_paths.folder_names_and_paths[MODEL_FOLDER]
+    # Without an explicit extension set a new folder name lists every file in it.
+    folder_paths.folder_names_and_paths[MODEL_FOLDER] = (paths, set(MODEL_EXTENSIONS))
+
+
+def model_names() -> list[str]:
+    return folder_paths.get_filename_list(MODEL_FOLDER)
+
+
+def model_path(name: str) -> str:
+    return folder_paths.get_full_path_or_raise(MODEL_FOLDER, name)
+
+
+@dataclass
+class GanModel:
+    """What flows along a GAN_MODEL wire: the loaded model and ComfyUI's handle to move it."""
+
+    loaded: LoadedModel
+    patcher: comfy.model_patcher.ModelPatcher
+
+    @property
+    def task(self) -> str:
+        return self.loaded.task
+
+
+def wrap_model(loaded: LoadedModel) -> GanModel:
+    patcher = comfy.model_patcher.ModelPatcher(
+        loaded.module, load_device=mm.get_torch_device(), offload_device=mm.unet_offload_device()
+    )
+    return GanModel(loaded=loaded, patcher=patcher)
+
+
+def load_to_device(model: GanModel) -> tuple[torch.nn.Module, torch.device]:
+    """Let ComfyUI make room and move the model to the compute device; returns (module, device)."""
+    mm.load_models_gpu([model.patcher])
+    return model.patcher.model, model.patcher.load_device
+
+
+def intermediate_device() -> torch.device:
+    return mm.intermediate_device()
+
+
+def compute_device() -> torch.device:
+    return mm.get_torch_device()
+
+
+def progress(total: int) -> Callable[..., None]:
+    """A callback `(done, total=None) -> None` backed by ComfyUI's ProgressBar; it raises on interrupt."""
+    bar = comfy.utils.ProgressBar(total)
+
+    def update(done: int, of: int | None = None) -> None:
+        mm.throw_exception_if_processing_interrupted()
+        bar.update_absolute(done, of if of is not None else total)
+
+    return update
