@@ -99,13 +99,6 @@ def _output(mask: torch.Tensor, image: torch.Tensor | None) -> io.NodeOutput:
     return io.NodeOutput(layout.b1hw_to_mask(mask), layout.bchw_to_image(preview))
 
 
-def _ordered(low_name: str, high_name: str, values: dict) -> bool | str:
-    low, high = values.get(low_name), values.get(high_name)
-    if low is not None and high is not None and low > high:
-        return f"{low_name} ({low}) must not exceed {high_name} ({high})"
-    return True
-
-
 # ---------------------------------------------------------------------------------------------------
 # Generators
 
@@ -187,14 +180,6 @@ class RandomBlocksMask(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, **values) -> bool | str:
-        for low, high in (("count_min", "count_max"), ("size_min", "size_max")):
-            verdict = _ordered(low, high, values)
-            if verdict is not True:
-                return verdict
-        return True
-
-    @classmethod
     def execute(
         cls,
         width,
@@ -245,14 +230,6 @@ class StrokeMask(io.ComfyNode):
             ],
             outputs=_mask_outputs(),
         )
-
-    @classmethod
-    def validate_inputs(cls, **values) -> bool | str:
-        for low, high in (("strokes_min", "strokes_max"), ("vertices_min", "vertices_max"), ("brush_min", "brush_max")):
-            verdict = _ordered(low, high, values)
-            if verdict is not True:
-                return verdict
-        return True
 
     @classmethod
     def execute(
@@ -325,10 +302,6 @@ class IrregularMask(io.ComfyNode):
             ],
             outputs=_mask_outputs(),
         )
-
-    @classmethod
-    def validate_inputs(cls, **values) -> bool | str:
-        return _ordered("custom_strokes_min", "custom_strokes_max", values)
 
     @classmethod
     def execute(
