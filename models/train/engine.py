@@ -339,10 +339,25 @@ class Trainer:
 
     # -- the loop ------------------------------------------------------------------------------------
 
-    def check_ranks_agree(self) -> None:
-        """All ranks must hold identical weights; raise if they drifted apart."""
+    def sync_buffers(self) -> None:
+        """Average floating buffers (BatchNorm running statistics) over the ranks.
+
+        DDP keeps parameters identical, but each rank updates its running statistics on its own
+        data; their mean is the better estimate, and it makes every rank's state identical.
+        """
         if self.dist.world == 1:
             return
+        for module in self.plain.values():
+            for buffer in module.buffers():
+                if buffer.is_floating_point():
+                    dist.all_reduce(buffer, op=dist.ReduceOp.SUM)
+                    buffer.div_(self.dist.world)
+
+    def check_ranks_agree(self) -> None:
+        """All ranks must hold identical weights and buffers; raise if they drifted apart."""
+        if self.dist.world == 1:
+            return
+        self.sync_buffers()
         mine = _param_checksum(self.plain).to(self.device)
         sums = [torch.zeros_like(mine) for _ in range(self.dist.world)]
         dist.all_gather(sums, mine)
