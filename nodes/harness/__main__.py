@@ -137,6 +137,33 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_workflows(args: argparse.Namespace) -> int:
+    """Regenerate workflows/<name>.json (UI format) and <name>.jpg from workflows/api/<name>.json."""
+    env = ensure_env()
+    try:
+        import PIL  # noqa: F401  (the thumbnails need Pillow: run in the environment's python)
+    except ImportError:
+        os.execv(str(env.python), [str(env.python), "-m", "nodes.harness", *sys.argv[1:]])
+    import json
+    import tempfile
+
+    from .ui_format import api_to_ui, first_outputs, thumbnail
+
+    root = repo_root() / "workflows"
+    inputs = sorted(p for p in (root / "inputs").glob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    with make_server(args, env) as server, tempfile.TemporaryDirectory() as tmp:
+        client = ComfyClient(server.url)
+        upload_all(client, inputs)
+        info = client.object_info()
+        for path in sorted((root / "api").glob("*.json")):
+            prompt = load_workflow(path)
+            (root / path.name).write_text(json.dumps(api_to_ui(prompt, info), indent=2) + "\n")
+            files = run_workflow(client, path, prompt, Path(tmp) / path.stem, args.timeout)
+            thumbnail(first_outputs(files), root / f"{path.stem}.jpg")
+            say(f"wrote workflows/{path.name} and workflows/{path.stem}.jpg")
+    return 0
+
+
 def cmd_test(pytest_args: Sequence[str]) -> int:
     env = ensure_env()
     if not env.managed:
@@ -233,6 +260,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, default=Path("output/run"), help="output folder (default: %(default)s)")
     run.add_argument("--timeout", type=float, default=600.0, help="seconds to wait (default: %(default)s)")
     add_server_options(run, pack_dir=True)
+
+    workflows = commands.add_parser(
+        "workflows", help="regenerate the UI-format workflows and thumbnails from workflows/api/*.json"
+    )
+    workflows.add_argument("--timeout", type=float, default=600.0, help="seconds per workflow (default: %(default)s)")
+    add_server_options(workflows, pack_dir=True)
     return parser
 
 
@@ -258,6 +291,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "serve": cmd_serve,
     "demo": cmd_demo,
     "run": cmd_run,
+    "workflows": cmd_workflows,
 }
 
 if __name__ == "__main__":
