@@ -50,9 +50,13 @@ def _depths(prompt: Mapping[str, Any]) -> dict[str, int]:
     return depths
 
 
+IMAGE_PREVIEW_HEIGHT = 320  # LoadImage-style nodes grow to show the picked image
+
+
 def _estimated_height(info: Mapping[str, Any]) -> int:
     inputs = _ordered_inputs(info)
-    return 60 + 26 * (len(inputs) + len(info.get("output", [])))
+    preview = any(len(spec) > 1 and isinstance(spec[1], dict) and spec[1].get("image_upload") for _, spec in inputs)
+    return 60 + 26 * (len(inputs) + len(info.get("output", []))) + (IMAGE_PREVIEW_HEIGHT if preview else 0)
 
 
 def api_to_ui(prompt: Mapping[str, Any], object_info: Mapping[str, Any]) -> dict[str, Any]:
