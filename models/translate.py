@@ -1,0 +1,173 @@
+"""Image-to-image translation on core tensors with a pix2pix / CycleGAN generator.
+
+`translate(model, image)` takes images [B, C, H, W] in [0, 1] of any size and returns the translated
+images [B, output_nc, H, W] in [0, 1]. Each batch item goes through the network on its own:
+
+* size: the ResNet generator needs H and W to be multiples of 4, the U-Net multiples of
+  2**num_downs (256 for unet_256). `resize_mode="pad"` mirrors the image out to the next multiple and
+  crops the result back (no resampling; the network sees the image at its own scale);
+  `resize_mode="resize"` scales it to the nearest multiple and the result back to the input size.
+* normalisation: `norm_mode="eval"` uses the BatchNorm running statistics (`model.eval()`);
+  `norm_mode="batch_stats"` normalises with each image's own statistics, as the reference `test.py`
+  does by default (it never calls `eval()` unless `--eval` is given), but with dropout off so the
+  result is deterministic. The module's own mode and buffers are left as they were.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, Protocol
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+# registry before the archs: importing it builds the architecture list, which imports the archs.
+from . import layout, masks, registry  # noqa: F401
+from .archs.pix2pix import RESNET, UNET
+
+TRANSLATORS = (RESNET.id, UNET.id)
+NORM_MODES = ("eval", "batch_stats")
+RESIZE_MODES = ("pad", "resize")
+
+
+class TranslateModel(Protocol):
+    """What `translate` needs of a model: a `weights.LoadedModel` has all of it."""
+
+    module: nn.Module
+    arch: str
+    config: Any
+
+
+def translate(
+    model: TranslateModel,
+    image: Tensor,
+    *,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype = torch.float32,
+    progress: Callable[[int, int], None] | None = None,
+    norm_mode: str = "eval",
+    resize_mode: str = "pad",
+) -> Tensor:
+    """Translate each image of the batch with a pix2pix/CycleGAN generator; any size in, same size out.
+
+    `image` is [B, input_nc, H, W] in [0, 1]; the result is [B, output_nc, H, W] float32 in [0, 1] on
+    the input's device. `device`/`dtype` are used for the computation only. `progress(i, n)` is called
+    after each item. See the module doc for `norm_mode` ("eval" | "batch_stats") and `resize_mode`
+    ("pad" | "resize").
+    """
+    _check_model(model)
+    _check_inputs(model.config, image, norm_mode, resize_mode)
+    out_device = image.device
+    device = torch.device(device) if device is not None else out_device
+    multiple, min_size = model.config.size_multiple, model.config.min_size
+    batch = image.shape[0]
+    results = []
+    with _prepared(model.module, device, dtype, norm_mode) as module, torch.inference_mode():
+        for i in range(batch):
+            item = layout.to_signed(image[i : i + 1].to(device=device, dtype=torch.float32))
+            if resize_mode == "pad":
+                out = _run_padded(module, item, multiple, min_size, dtype)
+            else:
+                out = _run_resized(module, item, multiple, min_size, dtype)
+            results.append(layout.from_signed(out).to(out_device))
+            if progress is not None:
+                progress(i + 1, batch)
+    return torch.cat(results).float()
+
+
+def _check_model(model: TranslateModel) -> None:
+    arch = getattr(model, "arch", None)
+    if arch not in TRANSLATORS:
+        task = getattr(model, "task", None)
+        what = f"architecture {arch!r}" + (f" (task {task!r})" if task else "")
+        raise ValueError(
+            f"translate needs an image-to-image generator ({' or '.join(map(repr, TRANSLATORS))}, task 'translate'), "
+            f"got {what}"
+        )
+
+
+def _check_inputs(config: Any, image: Tensor, norm_mode: str, resize_mode: str) -> None:
+    if norm_mode not in NORM_MODES:
+        raise ValueError(f"norm_mode must be one of {NORM_MODES}, got {norm_mode!r}")
+    if resize_mode not in RESIZE_MODES:
+        raise ValueError(f"resize_mode must be one of {RESIZE_MODES}, got {resize_mode!r}")
+    masks.validate_image(image, channels=(config.input_nc,))
+
+
+@contextmanager
+def _prepared(module: nn.Module, device: torch.device, dtype: torch.dtype, norm_mode: str) -> Iterator[nn.Module]:
+    """The module on `device`/`dtype` in the wanted mode; afterwards as it was (a copy when the dtype differs)."""
+    param = next(module.parameters(), None)
+    old_device = param.device if param is not None else device
+    old_dtype = param.dtype if param is not None else dtype
+    modes = [(m, m.training) for m in module.modules()]
+    # Casting weights down and back up would lose precision: work on a copy instead.
+    work = copy.deepcopy(module) if dtype != old_dtype else module
+    moved = work is not module or device != old_device
+    work = work.to(device=device, dtype=dtype) if moved else work
+    work.eval()
+    batch_norms = [m for m in work.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    tracking = [m.track_running_stats for m in batch_norms]
+    if norm_mode == "batch_stats":
+        for m in batch_norms:
+            # Train mode without tracking: normalise with the batch's statistics, leave the buffers alone.
+            m.train()
+            m.track_running_stats = False
+    try:
+        yield work
+    finally:
+        for m, track in zip(batch_norms, tracking, strict=True):
+            m.track_running_stats = track
+        if work is module:
+            if moved:
+                module.to(device=old_device)
+            for m, training in modes:
+                m.training = training
+
+
+def padded_size(size: int, multiple: int, min_size: int) -> int:
+    """The smallest multiple of `multiple` that is >= size and >= min_size."""
+    return max(min_size, math.ceil(size / multiple) * multiple)
+
+
+def resized_size(size: int, multiple: int, min_size: int) -> int:
+    """The multiple of `multiple` nearest to size, at least min_size."""
+    return max(min_size, round(size / multiple) * multiple)
+
+
+def _reflect_indices(start: int, length: int, size: int, device: torch.device) -> Tensor:
+    """Indices start..start+length-1 mirrored into 0..size-1 (like 'reflect' padding, any distance)."""
+    idx = torch.arange(start, start + length, device=device)
+    if size == 1:
+        return torch.zeros_like(idx)
+    period = 2 * (size - 1)
+    idx = idx.remainder(period)
+    return torch.where(idx >= size, period - idx, idx)
+
+
+def _run_padded(module: nn.Module, x: Tensor, multiple: int, min_size: int, dtype: torch.dtype) -> Tensor:
+    """Mirror x out to the needed size (centred), run, crop the result back to x's size."""
+    h, w = x.shape[-2:]
+    ph, pw = padded_size(h, multiple, min_size), padded_size(w, multiple, min_size)
+    top, left = (ph - h) // 2, (pw - w) // 2
+    if (ph, pw) != (h, w):
+        rows = _reflect_indices(-top, ph, h, x.device)
+        cols = _reflect_indices(-left, pw, w, x.device)
+        x = x.index_select(-2, rows).index_select(-1, cols)
+    out = module(x.to(dtype)).float()
+    return out[..., top : top + h, left : left + w]
+
+
+def _run_resized(module: nn.Module, x: Tensor, multiple: int, min_size: int, dtype: torch.dtype) -> Tensor:
+    """Scale x to the nearest allowed size, run, scale the result back to x's size."""
+    h, w = x.shape[-2:]
+    size = (resized_size(h, multiple, min_size), resized_size(w, multiple, min_size))
+    if size == (h, w):
+        return module(x.to(dtype)).float()
+    small = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
+    out = module(small.to(dtype)).float()
+    return F.interpolate(out, size=(h, w), mode="bilinear", align_corners=False, antialias=True)
