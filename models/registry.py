@@ -7,7 +7,7 @@ the id is looked up here. `detect` exists only to recognise foreign (public) sta
 from __future__ import annotations
 
 from .architecture import TASKS, Architecture, StateDict
-from .archs import context_encoder, patchgan, pix2pix
+from .archs import context_encoder, patchgan, pix2pix, transformer_net
 
 __all__ = ["ARCHITECTURES", "TASKS", "Architecture", "Registry", "StateDict"]
 
@@ -55,4 +55,11 @@ class Registry:
         raise ValueError(f"ambiguous checkpoint: matches {[a.id for a in matches]} (first keys: {sample})")
 
 
-ARCHITECTURES = Registry((patchgan.ARCHITECTURE, *context_encoder.ARCHITECTURES, *pix2pix.ARCHITECTURES))
+ARCHITECTURES = Registry(
+    (
+        patchgan.ARCHITECTURE,
+        *context_encoder.ARCHITECTURES,
+        transformer_net.ARCHITECTURE,
+        *pix2pix.ARCHITECTURES,
+    )
+)
