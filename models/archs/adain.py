@@ -1,0 +1,234 @@
+"""Arbitrary style transfer with adaptive instance normalisation (Huang & Belongie 2017).
+
+One `adain` model is the whole thing a user picks: the fixed VGG-19 encoder up to relu4_1 and the
+trained decoder, in one module and one weights file (keys `encoder.<i>.…` and `decoder.<i>.…`, the
+indices of naoto0804/pytorch-AdaIN's `vgg` and `decoder` Sequentials). Any style image works at run
+time: `encode` both images, `adain` moves the content features' per-channel mean and std onto the
+style's, `decode` turns features back into an image (raw, unclamped, [0, 1] scale).
+
+Public checkpoints come as two files, `vgg_normalised.pth` (the whole 53-child VGG; only children
+0..30 are used, keys of later children are ignored) and `decoder.pth`. `convert_pair(vgg, decoder,
+dst)` writes them as one file of ours; `load_pair` loads them without writing. A single `.pth` is
+recognised by `detect`: a file holding both parts (keys prefixed `encoder.`/`vgg.` and `decoder.`)
+converts; a lone encoder or decoder is refused with a message that points to `convert_pair`. Float16
+files are upcast: the module computes in float32 unless a task function asks otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from torch import Tensor, nn
+
+from ..architecture import Architecture, StateDict
+
+if TYPE_CHECKING:
+    from ..weights import LoadedModel
+
+ENCODERS = ("vgg19_normalised",)
+EPS = 1e-5
+"""Added to the (unbiased) variance before the square root, as in the reference `calc_mean_std`."""
+
+# Sequential indices of the convolutions and their (out, in, kernel) shapes.
+_VGG_CONVS = {
+    0: (3, 3, 1), 2: (64, 3, 3), 5: (64, 64, 3), 9: (128, 64, 3), 12: (128, 128, 3), 16: (256, 128, 3),
+    19: (256, 256, 3), 22: (256, 256, 3), 25: (256, 256, 3), 29: (512, 256, 3),
+}
+_VGG_LATER_CONVS = (32, 35, 38, 42, 45, 48, 51)  # relu4_2 .. relu5_4 in a full vgg_normalised.pth
+_DECODER_CONVS = {
+    1: (256, 512, 3), 5: (256, 256, 3), 8: (256, 256, 3), 11: (256, 256, 3), 14: (128, 256, 3),
+    18: (128, 128, 3), 21: (64, 128, 3), 25: (64, 64, 3), 28: (3, 64, 3),
+}
+ENCODER_CHILDREN = 31
+"""The encoder is `vgg` children 0..30: up to and including relu4_1 (512 channels at 1/8 size)."""
+
+
+@dataclass(frozen=True)
+class AdaINConfig:
+    """The architecture is fixed; `encoder` names the encoder the decoder was trained against."""
+
+    encoder: str = "vgg19_normalised"
+
+    def __post_init__(self) -> None:
+        if self.encoder not in ENCODERS:
+            raise ValueError(f"encoder must be one of {ENCODERS}, got {self.encoder!r}")
+
+
+def _vgg_encoder() -> nn.Sequential:
+    """The reference `vgg` Sequential cut after relu4_1, with its original child indices."""
+    layers: list[nn.Module] = [nn.Conv2d(3, 3, 1)]
+    for index in range(1, ENCODER_CHILDREN):
+        if index in _VGG_CONVS:
+            cout, cin, kernel = _VGG_CONVS[index]
+            layers.append(nn.Conv2d(cin, cout, kernel))
+        elif index in (7, 14, 27):
+            layers.append(nn.MaxPool2d(2, 2, 0, ceil_mode=True))
+        elif index + 1 in _VGG_CONVS:
+            layers.append(nn.ReflectionPad2d(1))
+        else:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+def _decoder() -> nn.Sequential:
+    """The reference `decoder` Sequential: pad-conv-relu blocks with nearest x2 upsampling."""
+    layers: list[nn.Module] = []
+    for index in range(29):
+        if index in _DECODER_CONVS:
+            cout, cin, kernel = _DECODER_CONVS[index]
+            layers.append(nn.Conv2d(cin, cout, kernel))
+        elif index + 1 in _DECODER_CONVS:
+            layers.append(nn.ReflectionPad2d(1))
+        elif index in (3, 16, 23):
+            layers.append(nn.Upsample(scale_factor=2, mode="nearest"))
+        else:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+def mean_std(features: Tensor, eps: float = EPS) -> tuple[Tensor, Tensor]:
+    """Per-channel mean and std over H x W, shapes [B, C, 1, 1] (unbiased variance + eps)."""
+    flat = features.flatten(2)
+    return flat.mean(dim=2)[..., None, None], (flat.var(dim=2) + eps).sqrt()[..., None, None]
+
+
+def adaptive_instance_norm(content: Tensor, style_mean: Tensor, style_std: Tensor) -> Tensor:
+    """Content features normalised per channel, then given the style's mean and std."""
+    mean, std = mean_std(content)
+    return (content - mean) / std * style_std + style_mean
+
+
+class AdaIN(nn.Module):
+    """VGG encoder (relu4_1) + decoder. `forward(content, style)` is the reference `style_transfer`."""
+
+    def __init__(self, config: AdaINConfig) -> None:
+        super().__init__()
+        self.encoder = _vgg_encoder()
+        self.decoder = _decoder()
+
+    def encode(self, image: Tensor) -> Tensor:
+        """relu4_1 features [B, 512, ceil(H/8), ceil(W/8)] of RGB images in [0, 1]."""
+        return self.encoder(image)
+
+    def decode(self, features: Tensor) -> Tensor:
+        """Images [B, 3, 8h, 8w] from features, raw (not clamped)."""
+        return self.decoder(features)
+
+    def forward(self, content: Tensor, style: Tensor | None = None, alpha: float = 1.0) -> Tensor:
+        """decoder(alpha * adain(f_c, f_s) + (1 - alpha) * f_c); without a style, decoder(f_c)."""
+        content_feat = self.encode(content)
+        if style is None:
+            return self.decode(content_feat)
+        style_mean, style_std = mean_std(self.encode(style))
+        feat = adaptive_instance_norm(content_feat, style_mean, style_std)
+        return self.decode(alpha * feat + (1.0 - alpha) * content_feat)
+
+
+# --------------------------------------------------------------------------------------------------
+# Foreign checkpoints: vgg_normalised.pth and decoder.pth of naoto0804/pytorch-AdaIN
+
+
+def _has_convs(state_dict: StateDict, convs: dict[int, tuple[int, int, int]], extra: tuple[int, ...] = ()) -> bool:
+    """True when the keys are exactly `<i>.weight`/`<i>.bias` of `convs` (plus optionally all of
+    `extra`) with the reference shapes."""
+    wanted = {f"{i}.{p}" for i in convs for p in ("weight", "bias")}
+    later = {f"{i}.{p}" for i in extra for p in ("weight", "bias")}
+    if set(state_dict) not in (wanted, wanted | later):
+        return False
+    return all(
+        tuple(state_dict[f"{i}.weight"].shape) == (cout, cin, k, k) and tuple(state_dict[f"{i}.bias"].shape) == (cout,)
+        for i, (cout, cin, k) in convs.items()
+    )
+
+
+def is_vgg(state_dict: StateDict) -> bool:
+    """A `vgg_normalised.pth` state dict: children 0..30, or the whole VGG (later keys ignored)."""
+    return _has_convs(state_dict, _VGG_CONVS, _VGG_LATER_CONVS)
+
+
+def is_decoder(state_dict: StateDict) -> bool:
+    """A pytorch-AdaIN `decoder.pth` state dict."""
+    return _has_convs(state_dict, _DECODER_CONVS)
+
+
+def _split_combined(state_dict: StateDict) -> tuple[StateDict, StateDict] | None:
+    """(vgg part, decoder part) of a one-file state dict (`encoder.`/`vgg.` + `decoder.` keys), or None."""
+    vgg: StateDict = {}
+    decoder: StateDict = {}
+    for key, value in state_dict.items():
+        head, _, rest = key.partition(".")
+        if head in ("encoder", "vgg"):
+            vgg[rest] = value
+        elif head == "decoder":
+            decoder[rest] = value
+        else:
+            return None
+    return (vgg, decoder) if is_vgg(vgg) and is_decoder(decoder) else None
+
+
+def pair_state(vgg: StateDict, decoder: StateDict) -> tuple[AdaINConfig, StateDict]:
+    """Config and state dict of ours from the two reference state dicts (VGG keys past child 30 dropped)."""
+    if not is_vgg(vgg):
+        hint = " (it is an AdaIN decoder: are the two files swapped?)" if is_decoder(vgg) else ""
+        raise ValueError(f"the encoder file is not an AdaIN vgg_normalised state dict{hint}; keys: {list(vgg)[:6]}")
+    if not is_decoder(decoder):
+        hint = " (it is the AdaIN VGG encoder: are the two files swapped?)" if is_vgg(decoder) else ""
+        raise ValueError(f"the decoder file is not an AdaIN decoder state dict{hint}; keys: {list(decoder)[:6]}")
+    state = {f"encoder.{k}": v for k, v in vgg.items() if int(k.split(".")[0]) < ENCODER_CHILDREN}
+    state.update({f"decoder.{k}": v for k, v in decoder.items()})
+    return AdaINConfig(), state
+
+
+def detect(state_dict: StateDict) -> bool:
+    """True for the AdaIN VGG encoder, the decoder, or both in one state dict (see module doc)."""
+    return is_vgg(state_dict) or is_decoder(state_dict) or _split_combined(state_dict) is not None
+
+
+def convert(state_dict: StateDict) -> tuple[AdaINConfig, StateDict]:
+    """A one-file encoder + decoder converts; a lone part is refused (it needs its partner)."""
+    parts = _split_combined(state_dict)
+    if parts is not None:
+        return pair_state(*parts)
+    part = "VGG encoder (vgg_normalised.pth)" if is_vgg(state_dict) else "decoder (decoder.pth)"
+    raise ValueError(
+        f"this is only the AdaIN {part}; an adain model needs both the VGG encoder and the decoder. Convert "
+        "the two files together: models.archs.adain.convert_pair(vgg_path, decoder_path, dst)"
+    )
+
+
+def load_pair(vgg_path: str | os.PathLike, decoder_path: str | os.PathLike) -> LoadedModel:
+    """Load the reference `vgg_normalised.pth` + `decoder.pth` as one adain model (float32)."""
+    from .. import weights  # weights imports the registry, which imports this file
+
+    config, state = pair_state(weights.read_foreign(vgg_path), weights.read_foreign(decoder_path))
+    module = AdaIN(config)
+    module.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
+    provenance = {"converted_from": [Path(vgg_path).name, Path(decoder_path).name]}
+    return weights.LoadedModel(
+        module=module.eval(), arch=ARCHITECTURE.id, config=config, task="stylize", provenance=provenance,
+        path=str(decoder_path),
+    )
+
+
+def convert_pair(vgg_path: str | os.PathLike, decoder_path: str | os.PathLike, dst: str | os.PathLike) -> Path:
+    """Write the reference encoder + decoder files as one gan-edit safetensors file at `dst`."""
+    from .. import weights
+
+    loaded = load_pair(vgg_path, decoder_path)
+    return weights.save(loaded.module, dst, loaded.arch, loaded.config, loaded.task, loaded.provenance)
+
+
+ARCHITECTURE = Architecture(
+    id="adain",
+    config_cls=AdaINConfig,
+    build=AdaIN,
+    tasks=("stylize",),
+    description="AdaIN arbitrary style transfer (Huang & Belongie 2017, pytorch-AdaIN): VGG-19 encoder to "
+    "relu4_1 + decoder in one file; any style image at run time",
+    detect=detect,
+    convert=convert,
+    example_configs=(AdaINConfig(),),
+)
