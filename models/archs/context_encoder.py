@@ -27,6 +27,9 @@ from torch import Tensor, nn
 from ..architecture import Architecture, StateDict
 
 NORMS = ("batch", "instance", "none")
+# Decoder upsampling of the any-mask model: nearest-neighbour resize + 3x3 conv (no checkerboard
+# artefacts, Odena et al. 2016) or the paper's 4x4 stride-2 transposed convolutions.
+UPSAMPLES = ("resize_conv", "transposed")
 
 # The port fills the hole with the mean colour of its training set (train.py: 117, 104, 123 out of
 # 255, scaled to [-1, 1]), over the centre minus a 4 px overlap band at 128 px ("overlapPred").
@@ -169,8 +172,11 @@ class AnyMaskConfig:
     downsamplings: int = 3
     bottleneck_blocks: int = 4
     norm: str = "batch"
+    upsample: str = "resize_conv"
 
     def __post_init__(self) -> None:
+        if self.upsample not in UPSAMPLES:
+            raise ValueError(f"upsample must be one of {UPSAMPLES}, got {self.upsample!r}")
         if self.base_channels < 1:
             raise ValueError(f"base_channels must be >= 1, got {self.base_channels}")
         if not 1 <= self.downsamplings <= 6:
@@ -196,6 +202,13 @@ def _norm(kind: str, channels: int) -> nn.Module:
     if kind == "instance":
         return nn.InstanceNorm2d(channels, affine=True)
     return nn.Identity()
+
+
+def _upsample(kind: str, cin: int, cout: int, bias: bool) -> list[nn.Module]:
+    """Double the resolution: the paper's transposed conv, or resize + conv (no checkerboard)."""
+    if kind == "transposed":
+        return [nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=bias)]
+    return [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(cin, cout, 3, 1, 1, bias=bias)]
 
 
 class DilatedResBlock(nn.Module):
@@ -224,8 +237,10 @@ class AnyMaskContextEncoder(nn.Module):
     function keeps the known pixels and takes only the hole from it.
 
     Choices, and why:
-    * Encoder and decoder are the paper's: stride-2 4x4 convs with norm + LeakyReLU 0.2 (none on the
-      first), transposed 4x4 convs with norm + ReLU, tanh at the end; no skip connections.
+    * The encoder is the paper's: stride-2 4x4 convs with norm + LeakyReLU 0.2 (none on the first).
+      The decoder mirrors it with norm + ReLU and tanh at the end, no skip connections; it doubles the
+      resolution by nearest resize + 3x3 conv (`upsample="resize_conv"`, the default) because the
+      paper's 4x4 stride-2 transposed convs (`"transposed"`) leave checkerboard artefacts in the fill.
     * The paper's bottleneck is a fully-connected layer (a "valid" conv to 1x1), which ties the model
       to one input size and costs most of its parameters (64 M at 4000 channels). Here it is replaced
       by residual blocks of 3x3 convs at the lowest resolution whose first conv is dilated
@@ -254,11 +269,11 @@ class AnyMaskContextEncoder(nn.Module):
         up: list[nn.Module] = []
         for level in range(c.downsamplings - 1, 0, -1):
             up += [
-                nn.ConvTranspose2d(c.channels(level), c.channels(level - 1), 4, 2, 1, bias=bias),
+                *_upsample(c.upsample, c.channels(level), c.channels(level - 1), bias),
                 _norm(c.norm, c.channels(level - 1)),
                 nn.ReLU(True),
             ]
-        up += [nn.ConvTranspose2d(c.channels(0), 3, 4, 2, 1), nn.Tanh()]
+        up += [*_upsample(c.upsample, c.channels(0), 3, True), nn.Tanh()]
         self.encoder = nn.Sequential(*down)
         self.bottleneck = nn.Sequential(
             *(DilatedResBlock(width, 2 ** (i % 4), c.norm) for i in range(c.bottleneck_blocks))

@@ -36,6 +36,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     m.add_argument("--downsamplings", type=int, default=3, help="anymask: stride-2 layers (stride 2^n)")
     m.add_argument("--bottleneck-blocks", type=int, default=4, help="anymask: dilated residual blocks")
     m.add_argument("--norm", choices=("batch", "instance", "none"), default="batch", help="anymask: norm layers")
+    m.add_argument("--upsample", choices=("resize_conv", "transposed"), default="resize_conv",
+                   help="anymask: decoder upsampling (resize + conv avoids checkerboard artefacts)")
     m.add_argument("--bottleneck", type=int, default=4000, help="paper: bottleneck channels")
     m.add_argument("--width", type=int, default=64, help="paper: nef = ngf; also the discriminator width")
     add_run_options(parser, steps=20000)
@@ -60,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
         adv_weight=args.adv_weight,
         hole_weight=args.hole_weight,
         mask_kinds=tuple(k.strip() for k in args.mask_kinds.split(",") if k.strip()),
-        anymask=AnyMaskConfig(args.base_channels, args.downsamplings, args.bottleneck_blocks, args.norm),
+        anymask=AnyMaskConfig(args.base_channels, args.downsamplings, args.bottleneck_blocks, args.norm, args.upsample),
         paper=ContextEncoderConfig(nef=args.width, ngf=args.width, bottleneck=args.bottleneck),
         discriminator_width=args.width,
     )
