@@ -132,6 +132,18 @@ def test_time_budget_stops_early_and_still_exports(tmp_path):
     assert weights.load(out).provenance["steps"] == 1
 
 
+def test_stop_at_keeps_the_schedule_of_the_full_run(tmp_path):
+    full = _weights(Trainer(ToyTask(), _options(tmp_path / "a", steps=6, decay_from=0.5, checkpoint_every=3)).run())
+    Trainer(ToyTask(), _options(tmp_path / "b", steps=6, decay_from=0.5, stop_at=3)).run()
+    ckpt = torch.load(tmp_path / "a" / "toy.ckpt.pt", weights_only=True)
+    assert ckpt["step"] == 6
+    stopped = _weights(tmp_path / "b" / "toy.safetensors")
+    assert weights.load(tmp_path / "b" / "toy.safetensors").provenance["steps"] == 3
+    assert not torch.equal(full["model.0.weight"], stopped["model.0.weight"])
+    resumed = _weights(Trainer(ToyTask(), _options(tmp_path / "b", steps=6, decay_from=0.5, resume=True)).run())
+    assert all(torch.equal(full[k], resumed[k]) for k in full)
+
+
 def test_bf16_autocast_trains_on_cpu(tmp_path):
     out = Trainer(ToyTask(), _options(tmp_path, steps=2, precision="bf16")).run()
     assert all(torch.isfinite(v).all() for v in _weights(out).values() if v.is_floating_point())

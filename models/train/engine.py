@@ -72,6 +72,7 @@ class RunOptions:
     metrics_format: str = "jsonl"
     decay_from: float = 1.0  # fraction of the run after which learning rates fall linearly to 0
     max_minutes: float | None = None  # stop early (and still export) after this much wall time
+    stop_at: int | None = None  # stop early (and export) after this step; the schedule still spans `steps`
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -405,6 +406,7 @@ class Trainer:
             if self.dist.main and step % opts.preview_every == 0:
                 self.write_preview(batch)
             out_of_time = opts.max_minutes is not None and self.elapsed > opts.max_minutes * 60
+            out_of_time = out_of_time or (opts.stop_at is not None and step >= opts.stop_at)
             if self.dist.world > 1:
                 flag = torch.tensor([float(out_of_time)], device=self.device)
                 dist.all_reduce(flag, op=dist.ReduceOp.MAX)
@@ -414,7 +416,7 @@ class Trainer:
                 self.save_checkpoint()
             if out_of_time:
                 if self.dist.main:
-                    log.info("stopping at step %d: --max-minutes %.1f reached", step, opts.max_minutes)
+                    log.info("stopping early at step %d of %d (--max-minutes / --stop-at)", step, opts.steps)
                 break
         if bar is not None:
             bar.close()

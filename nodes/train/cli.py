@@ -30,6 +30,8 @@ def add_run_options(parser: argparse.ArgumentParser, *, steps: int, checkpoint_e
     g.add_argument("--decay-from", type=float, default=1.0,
                    help="fraction of the run after which learning rates fall linearly to zero (1 = never)")
     g.add_argument("--max-minutes", type=float, default=None, help="stop (and export) after this much wall time")
+    g.add_argument("--stop-at", type=int, default=None,
+                   help="stop (and export) after this step, keeping the learning-rate schedule of --steps")
     g.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
     g.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
 
@@ -41,7 +43,7 @@ def run_options(args: argparse.Namespace):
         out=args.out, steps=args.steps, seed=args.seed, checkpoint_every=args.checkpoint_every,
         preview_every=args.preview_every, log_every=args.log_every, resume=args.resume,
         precision=args.precision, device=args.device, metrics_format=args.metrics, decay_from=args.decay_from,
-        max_minutes=args.max_minutes, progress=not args.no_progress,
+        max_minutes=args.max_minutes, stop_at=args.stop_at, progress=not args.no_progress,
     )
 
 
