@@ -16,19 +16,17 @@ Each batch item is processed on its own crop around its hole:
 
 from __future__ import annotations
 
-import copy
 import math
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-# registry before the archs: importing it builds the architecture list, which imports the archs.
-from . import layout, masks, registry  # noqa: F401
+from . import layout, masks
 from .archs.context_encoder import ANYMASK, ARCHITECTURE, PAPER_FILL_RGB, PAPER_OVERLAP
+from .runtime import prepared
 
 MIN_CONTEXT_PX = 32
 """The any-mask crop reaches at least this far past the hole's bounding box (where the image allows)."""
@@ -81,7 +79,7 @@ def inpaint(
         _check_context_left(mask)
     device = torch.device(device) if device is not None else out_device
     results = []
-    with _prepared(model.module, device, dtype) as module, torch.inference_mode():
+    with prepared(model.module, device, dtype) as module, torch.inference_mode():
         for i in range(batch):
             item = image[i : i + 1].to(device=device, dtype=torch.float32)
             hole = mask[i : i + 1].to(device=device, dtype=torch.float32)
@@ -116,25 +114,6 @@ def _check_context_left(mask: Tensor) -> None:
             f"mask item {full[0]} covers the whole image: the paper Context Encoder fills a hole from the pixels "
             "around it and has none here; use a context_encoder_anymask model"
         )
-
-
-@contextmanager
-def _prepared(module: nn.Module, device: torch.device, dtype: torch.dtype) -> Iterator[nn.Module]:
-    """The module on `device`/`dtype` in eval mode; afterwards as it was (a copy when the dtype differs)."""
-    param = next(module.parameters(), None)
-    old_device = param.device if param is not None else device
-    old_dtype = param.dtype if param is not None else dtype
-    was_training = module.training
-    # Casting weights down and back up would lose precision: work on a copy instead.
-    work = copy.deepcopy(module) if dtype != old_dtype else module
-    moved = work is not module or device != old_device
-    try:
-        yield (work.to(device=device, dtype=dtype) if moved else work).eval()
-    finally:
-        if work is module:
-            if moved:
-                module.to(device=old_device)
-            module.train(was_training)
 
 
 def _inpaint_item(

@@ -22,20 +22,18 @@ completes.
 
 from __future__ import annotations
 
-import copy
 import math
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-# registry before the archs: importing it builds the architecture list, which imports the archs.
-from . import masks, registry  # noqa: F401
+from . import masks
 from .archs import adain as adain_arch
 from .archs import transformer_net
+from .runtime import prepared
 
 FAST_STYLE_STRIDE = 4
 """TransformerNet halves the size twice and doubles it twice: H and W must be multiples of 4."""
@@ -96,7 +94,7 @@ def fast_style(
     tiles = [(y, x) for y in _tile_starts(height, tile, overlap) for x in _tile_starts(width, tile, overlap)]
     steps = _Steps(progress, image.shape[0] * len(tiles))
     results = []
-    with _prepared(model.module, device, dtype) as module, torch.inference_mode():
+    with prepared(model.module, device, dtype) as module, torch.inference_mode():
         for item in image.split(1):
             results.append(_fast_style_item(module, item, tiles, tile, overlap, device, dtype, steps))
     return torch.cat(results)
@@ -191,7 +189,7 @@ def adain_style(
     device = torch.device(device) if device is not None else out_device
     total = sum(s.shape[0] for s in styles) + content.shape[0]
     steps = _Steps(progress, total)
-    with _prepared(model.module, device, dtype) as module, torch.inference_mode():
+    with prepared(model.module, device, dtype) as module, torch.inference_mode():
         target_mean, target_std = _style_targets(module, styles, mix, device, dtype, steps)
         results = []
         for i, item in enumerate(content.split(1)):
@@ -337,22 +335,3 @@ def _run_padded(module: nn.Module, x: Tensor, multiple: int) -> Tensor:
     return module(_pad_to(x, multiple))[..., :height, :width]
 
 
-@contextmanager
-def _prepared(module: nn.Module, device: torch.device, dtype: torch.dtype) -> Iterator[nn.Module]:
-    """The module on `device`/`dtype` in eval mode; afterwards as it was (a copy when the dtype differs).
-
-    The same as `inpaint._prepared`, copied to keep the task modules independent.
-    """
-    param = next(module.parameters(), None)
-    old_device = param.device if param is not None else device
-    old_dtype = param.dtype if param is not None else dtype
-    was_training = module.training
-    work = copy.deepcopy(module) if dtype != old_dtype else module
-    moved = work is not module or device != old_device
-    try:
-        yield (work.to(device=device, dtype=dtype) if moved else work).eval()
-    finally:
-        if work is module:
-            if moved:
-                module.to(device=old_device)
-            module.train(was_training)

@@ -15,19 +15,17 @@ images [B, output_nc, H, W] in [0, 1]. Each batch item goes through the network 
 
 from __future__ import annotations
 
-import copy
 import math
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-# registry before the archs: importing it builds the architecture list, which imports the archs.
-from . import layout, masks, registry  # noqa: F401
+from . import layout, masks
 from .archs.pix2pix import RESNET, UNET
+from .runtime import prepared
 
 TRANSLATORS = (RESNET.id, UNET.id)
 NORM_MODES = ("eval", "batch_stats")
@@ -66,7 +64,8 @@ def translate(
     multiple, min_size = model.config.size_multiple, model.config.min_size
     batch = image.shape[0]
     results = []
-    with _prepared(model.module, device, dtype, norm_mode) as module, torch.inference_mode():
+    batch_stats = norm_mode == "batch_stats"
+    with prepared(model.module, device, dtype, batch_stats=batch_stats) as module, torch.inference_mode():
         for i in range(batch):
             item = layout.to_signed(image[i : i + 1].to(device=device, dtype=torch.float32))
             if resize_mode == "pad":
@@ -96,37 +95,6 @@ def _check_inputs(config: Any, image: Tensor, norm_mode: str, resize_mode: str) 
     if resize_mode not in RESIZE_MODES:
         raise ValueError(f"resize_mode must be one of {RESIZE_MODES}, got {resize_mode!r}")
     masks.validate_image(image, channels=(config.input_nc,))
-
-
-@contextmanager
-def _prepared(module: nn.Module, device: torch.device, dtype: torch.dtype, norm_mode: str) -> Iterator[nn.Module]:
-    """The module on `device`/`dtype` in the wanted mode; afterwards as it was (a copy when the dtype differs)."""
-    param = next(module.parameters(), None)
-    old_device = param.device if param is not None else device
-    old_dtype = param.dtype if param is not None else dtype
-    modes = [(m, m.training) for m in module.modules()]
-    # Casting weights down and back up would lose precision: work on a copy instead.
-    work = copy.deepcopy(module) if dtype != old_dtype else module
-    moved = work is not module or device != old_device
-    work = work.to(device=device, dtype=dtype) if moved else work
-    work.eval()
-    batch_norms = [m for m in work.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    tracking = [m.track_running_stats for m in batch_norms]
-    if norm_mode == "batch_stats":
-        for m in batch_norms:
-            # Train mode without tracking: normalise with the batch's statistics, leave the buffers alone.
-            m.train()
-            m.track_running_stats = False
-    try:
-        yield work
-    finally:
-        for m, track in zip(batch_norms, tracking, strict=True):
-            m.track_running_stats = track
-        if work is module:
-            if moved:
-                module.to(device=old_device)
-            for m, training in modes:
-                m.training = training
 
 
 def padded_size(size: int, multiple: int, min_size: int) -> int:

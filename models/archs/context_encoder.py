@@ -25,8 +25,8 @@ import torch
 from torch import Tensor, nn
 
 from ..architecture import Architecture, StateDict
+from .layers import NORMS, norm_layer
 
-NORMS = ("batch", "instance", "none")
 # Decoder upsampling of the any-mask model: nearest-neighbour resize + 3x3 conv (no checkerboard
 # artefacts, Odena et al. 2016) or the paper's 4x4 stride-2 transposed convolutions.
 UPSAMPLES = ("resize_conv", "transposed")
@@ -196,12 +196,6 @@ class AnyMaskConfig:
         return self.base_channels * 2 ** min(level, 2)
 
 
-def _norm(kind: str, channels: int) -> nn.Module:
-    if kind == "batch":
-        return nn.BatchNorm2d(channels)
-    if kind == "instance":
-        return nn.InstanceNorm2d(channels, affine=True)
-    return nn.Identity()
 
 
 def _upsample(kind: str, cin: int, cout: int, bias: bool) -> list[nn.Module]:
@@ -209,6 +203,10 @@ def _upsample(kind: str, cin: int, cout: int, bias: bool) -> list[nn.Module]:
     if kind == "transposed":
         return [nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=bias)]
     return [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(cin, cout, 3, 1, 1, bias=bias)]
+
+
+def _norm_affine(kind: str, channels: int) -> nn.Module:
+    return norm_layer(kind, channels, instance_affine=True)
 
 
 class DilatedResBlock(nn.Module):
@@ -219,10 +217,10 @@ class DilatedResBlock(nn.Module):
         bias = norm == "none"
         self.body = nn.Sequential(
             nn.Conv2d(channels, channels, 3, 1, dilation, dilation=dilation, bias=bias),
-            _norm(norm, channels),
+            _norm_affine(norm, channels),
             nn.ReLU(True),
             nn.Conv2d(channels, channels, 3, 1, 1, bias=bias),
-            _norm(norm, channels),
+            _norm_affine(norm, channels),
         )
 
     def forward(self, x: Tensor) -> Tensor:
@@ -262,7 +260,7 @@ class AnyMaskContextEncoder(nn.Module):
         for level in range(1, c.downsamplings):
             down += [
                 nn.Conv2d(c.channels(level - 1), c.channels(level), 4, 2, 1, bias=bias),
-                _norm(c.norm, c.channels(level)),
+                _norm_affine(c.norm, c.channels(level)),
                 nn.LeakyReLU(0.2, True),
             ]
         width = c.channels(c.downsamplings - 1)
@@ -270,7 +268,7 @@ class AnyMaskContextEncoder(nn.Module):
         for level in range(c.downsamplings - 1, 0, -1):
             up += [
                 *_upsample(c.upsample, c.channels(level), c.channels(level - 1), bias),
-                _norm(c.norm, c.channels(level - 1)),
+                _norm_affine(c.norm, c.channels(level - 1)),
                 nn.ReLU(True),
             ]
         up += [*_upsample(c.upsample, c.channels(0), 3, True), nn.Tanh()]

@@ -13,8 +13,7 @@ from dataclasses import dataclass
 from torch import Tensor, nn
 
 from ..architecture import Architecture, StateDict
-
-NORMS = ("batch", "instance", "none")
+from .layers import NORMS, norm_layer
 
 
 @dataclass(frozen=True)
@@ -33,12 +32,6 @@ class PatchGANConfig:
             raise ValueError(f"norm must be one of {NORMS}, got {self.norm!r}")
 
 
-def _norm(kind: str, channels: int) -> nn.Module:
-    if kind == "batch":
-        return nn.BatchNorm2d(channels)
-    if kind == "instance":
-        return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
-    return nn.Identity()
 
 
 class PatchGAN(nn.Module):
@@ -53,7 +46,7 @@ class PatchGAN(nn.Module):
             stride = 2 if n < c.n_layers else 1
             layers += [
                 nn.Conv2d(c.ndf * prev, c.ndf * mult, 4, stride, 1, bias=use_bias),
-                _norm(c.norm, c.ndf * mult),
+                norm_layer(c.norm, c.ndf * mult),
                 nn.LeakyReLU(0.2, True),
             ]
         layers.append(nn.Conv2d(c.ndf * mult, 1, 4, 1, 1))

@@ -26,8 +26,8 @@ import torch
 from torch import Tensor, nn
 
 from ..architecture import Architecture, StateDict
+from .layers import NORMS, norm_layer
 
-NORMS = ("batch", "instance", "none")
 PADDINGS = ("reflect", "replicate", "zero")
 _STATS = ("running_mean", "running_var", "num_batches_tracked")
 
@@ -42,12 +42,6 @@ def _check_common(norm: str, use_dropout: bool, **sizes: int) -> None:
         raise ValueError(f"use_dropout must be True or False, got {use_dropout!r}")
 
 
-def _norm(kind: str, channels: int) -> nn.Module:
-    if kind == "batch":
-        return nn.BatchNorm2d(channels)
-    if kind == "instance":
-        return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
-    return nn.Identity()
 
 
 def _check_input(x: Tensor, channels: int, multiple: int, min_size: int, what: str) -> None:
@@ -105,11 +99,11 @@ class ResnetBlock(nn.Module):
     def __init__(self, dim: int, padding: str, norm: str, use_dropout: bool, use_bias: bool) -> None:
         super().__init__()
         layers = [*_pad(padding), nn.Conv2d(dim, dim, 3, padding=_conv_padding(padding), bias=use_bias)]
-        layers += [_norm(norm, dim), nn.ReLU(True)]
+        layers += [norm_layer(norm, dim), nn.ReLU(True)]
         if use_dropout:
             layers.append(nn.Dropout(0.5))
         layers += [*_pad(padding), nn.Conv2d(dim, dim, 3, padding=_conv_padding(padding), bias=use_bias)]
-        layers.append(_norm(norm, dim))
+        layers.append(norm_layer(norm, dim))
         self.conv_block = nn.Sequential(*layers)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -139,13 +133,13 @@ class ResnetGenerator(nn.Module):
         layers: list[nn.Module] = [
             nn.ReflectionPad2d(3),
             nn.Conv2d(c.input_nc, c.ngf, 7, padding=0, bias=use_bias),
-            _norm(c.norm, c.ngf),
+            norm_layer(c.norm, c.ngf),
             nn.ReLU(True),
         ]
         for mult in (1, 2):
             layers += [
                 nn.Conv2d(c.ngf * mult, c.ngf * mult * 2, 3, stride=2, padding=1, bias=use_bias),
-                _norm(c.norm, c.ngf * mult * 2),
+                norm_layer(c.norm, c.ngf * mult * 2),
                 nn.ReLU(True),
             ]
         layers += [ResnetBlock(c.ngf * 4, c.padding, c.norm, c.use_dropout, use_bias) for _ in range(c.n_blocks)]
@@ -154,7 +148,7 @@ class ResnetGenerator(nn.Module):
                 nn.ConvTranspose2d(
                     c.ngf * mult, c.ngf * mult // 2, 3, stride=2, padding=1, output_padding=1, bias=use_bias
                 ),
-                _norm(c.norm, c.ngf * mult // 2),
+                norm_layer(c.norm, c.ngf * mult // 2),
                 nn.ReLU(True),
             ]
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(c.ngf, c.output_nc, 7, padding=0), nn.Tanh()]
@@ -224,11 +218,11 @@ class UnetSkipConnectionBlock(nn.Module):
             layers = [downconv, submodule, nn.ReLU(True), upconv, nn.Tanh()]
         elif innermost:
             upconv = nn.ConvTranspose2d(inner_nc, outer_nc, 4, stride=2, padding=1, bias=use_bias)
-            layers = [nn.LeakyReLU(0.2, True), downconv, nn.ReLU(True), upconv, _norm(norm, outer_nc)]
+            layers = [nn.LeakyReLU(0.2, True), downconv, nn.ReLU(True), upconv, norm_layer(norm, outer_nc)]
         else:
             upconv = nn.ConvTranspose2d(inner_nc * 2, outer_nc, 4, stride=2, padding=1, bias=use_bias)
-            layers = [nn.LeakyReLU(0.2, True), downconv, _norm(norm, inner_nc), submodule]
-            layers += [nn.ReLU(True), upconv, _norm(norm, outer_nc)]
+            layers = [nn.LeakyReLU(0.2, True), downconv, norm_layer(norm, inner_nc), submodule]
+            layers += [nn.ReLU(True), upconv, norm_layer(norm, outer_nc)]
             if use_dropout:
                 layers.append(nn.Dropout(0.5))
         self.model = nn.Sequential(*layers)
@@ -288,7 +282,7 @@ class PixelDiscriminator(nn.Module):
             nn.Conv2d(c.input_nc, c.ndf, 1),
             nn.LeakyReLU(0.2, True),
             nn.Conv2d(c.ndf, c.ndf * 2, 1, bias=use_bias),
-            _norm(c.norm, c.ndf * 2),
+            norm_layer(c.norm, c.ndf * 2),
             nn.LeakyReLU(0.2, True),
             nn.Conv2d(c.ndf * 2, 1, 1, bias=use_bias),
         )
@@ -309,7 +303,7 @@ def _weight(state_dict: StateDict, key: str, ndim: int, what: str) -> Tensor:
     return value
 
 
-def _infer_norm(state_dict: StateDict, norm_prefix: str, conv_prefix: str) -> str:
+def _infernorm_layer(state_dict: StateDict, norm_prefix: str, conv_prefix: str) -> str:
     """batch: the norm slot has an affine weight; instance: the conv before it has a bias; else none.
 
     Old files also hold InstanceNorm running stats in the norm slot, but never a weight (affine=False).
@@ -397,7 +391,7 @@ def resnet_config(state_dict: StateDict) -> ResnetGeneratorConfig:
         output_nc=last.shape[0],
         ngf=first.shape[0],
         n_blocks=n_blocks,
-        norm=_infer_norm(state_dict, "model.2", "model.1"),
+        norm=_infernorm_layer(state_dict, "model.2", "model.1"),
         use_dropout=use_dropout,
         padding=padding,
     )
@@ -433,7 +427,7 @@ def unet_config(state_dict: StateDict) -> UnetGeneratorConfig:
         output_nc=last.shape[1],
         ngf=first.shape[0],
         num_downs=num_downs,
-        norm=_infer_norm(state_dict, "model.model.1.model.2", "model.model.0"),
+        norm=_infernorm_layer(state_dict, "model.model.1.model.2", "model.model.0"),
         use_dropout=True,
     )
 
@@ -453,7 +447,7 @@ def pixel_config(state_dict: StateDict) -> PixelDiscriminatorConfig:
     if first.shape[-2:] != (1, 1):
         raise ValueError(f"not a {what} state dict: net.0.weight is {tuple(first.shape)}, expected a 1x1 conv")
     return PixelDiscriminatorConfig(
-        input_nc=first.shape[1], ndf=first.shape[0], norm=_infer_norm(state_dict, "net.3", "net.2")
+        input_nc=first.shape[1], ndf=first.shape[0], norm=_infernorm_layer(state_dict, "net.3", "net.2")
     )
 
 
