@@ -335,3 +335,15 @@ def _run_padded(module: nn.Module, x: Tensor, multiple: int) -> Tensor:
     return module(_pad_to(x, multiple))[..., :height, :width]
 
 
+
+
+def blend(a: Tensor, b: Tensor, strength: float) -> Tensor:
+    """`a` moved towards `b` by `strength` in [0, 1]: exactly `a` at 0 and exactly `b` at 1 (torch.lerp).
+
+    Shapes broadcast (e.g. a grayscale input [B, 1, H, W] against a stylised [B, 3, H, W]); the result is
+    float32 on `a`'s device.
+    """
+    if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not 0.0 <= strength <= 1.0:
+        raise ValueError(f"strength must be a number in [0, 1] (0 = the input, 1 = the full effect), got {strength!r}")
+    a, b = torch.broadcast_tensors(a.float(), b.to(a.device, torch.float32))
+    return torch.lerp(a, b, float(strength))

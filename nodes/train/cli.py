@@ -8,9 +8,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import evaluate, inpaint, photos
+from . import convert, evaluate, inpaint, photos
 
-COMMANDS = (inpaint, evaluate, photos)
+COMMANDS = (inpaint, evaluate, photos, convert)
 
 
 def add_run_options(parser: argparse.ArgumentParser, *, steps: int, checkpoint_every: int = 500) -> None:
