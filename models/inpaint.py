@@ -133,20 +133,12 @@ def _inpaint_item(
     return image * (1.0 - m) + filled * m
 
 
-def _reflect_indices(start: int, length: int, size: int, device: torch.device) -> Tensor:
-    """Indices start..start+length-1 mirrored into 0..size-1 (like 'reflect' padding, any distance)."""
-    idx = torch.arange(start, start + length, device=device)
-    if size == 1:
-        return torch.zeros_like(idx)
-    period = 2 * (size - 1)
-    idx = idx.remainder(period)
-    return torch.where(idx >= size, period - idx, idx)
 
 
 def _crop(t: Tensor, x: int, y: int, w: int, h: int) -> Tensor:
     """t[..., y:y+h, x:x+w], reflected where the window leaves the image."""
-    cols = _reflect_indices(x, w, t.shape[-1], t.device)
-    rows = _reflect_indices(y, h, t.shape[-2], t.device)
+    cols = layout.reflect_indices(x, w, t.shape[-1], t.device)
+    rows = layout.reflect_indices(y, h, t.shape[-2], t.device)
     return t.index_select(-1, cols).index_select(-2, rows)
 
 

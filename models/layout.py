@@ -7,6 +7,7 @@ in tanh work in [-1, 1]; the task functions call `to_signed` / `from_signed` the
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
 
@@ -69,3 +70,13 @@ def to_signed(image: Tensor) -> Tensor:
 def from_signed(image: Tensor) -> Tensor:
     """[-1,1] -> [0,1]; values outside are clamped (a tanh output never leaves the range)."""
     return ((image + 1.0) * 0.5).clamp(0.0, 1.0)
+
+
+def reflect_indices(start: int, length: int, size: int, device: torch.device | str) -> Tensor:
+    """Indices start..start+length-1 mirrored into 0..size-1 (like 'reflect' padding, any distance)."""
+    idx = torch.arange(start, start + length, device=device)
+    if size == 1:
+        return torch.zeros_like(idx)
+    period = 2 * (size - 1)
+    idx = idx.remainder(period)
+    return torch.where(idx >= size, period - idx, idx)

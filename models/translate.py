@@ -107,14 +107,6 @@ def resized_size(size: int, multiple: int, min_size: int) -> int:
     return max(min_size, round(size / multiple) * multiple)
 
 
-def _reflect_indices(start: int, length: int, size: int, device: torch.device) -> Tensor:
-    """Indices start..start+length-1 mirrored into 0..size-1 (like 'reflect' padding, any distance)."""
-    idx = torch.arange(start, start + length, device=device)
-    if size == 1:
-        return torch.zeros_like(idx)
-    period = 2 * (size - 1)
-    idx = idx.remainder(period)
-    return torch.where(idx >= size, period - idx, idx)
 
 
 def _run_padded(module: nn.Module, x: Tensor, multiple: int, min_size: int, dtype: torch.dtype) -> Tensor:
@@ -123,8 +115,8 @@ def _run_padded(module: nn.Module, x: Tensor, multiple: int, min_size: int, dtyp
     ph, pw = padded_size(h, multiple, min_size), padded_size(w, multiple, min_size)
     top, left = (ph - h) // 2, (pw - w) // 2
     if (ph, pw) != (h, w):
-        rows = _reflect_indices(-top, ph, h, x.device)
-        cols = _reflect_indices(-left, pw, w, x.device)
+        rows = layout.reflect_indices(-top, ph, h, x.device)
+        cols = layout.reflect_indices(-left, pw, w, x.device)
         x = x.index_select(-2, rows).index_select(-1, cols)
     out = module(x.to(dtype)).float()
     return out[..., top : top + h, left : left + w]

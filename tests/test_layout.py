@@ -58,3 +58,11 @@ def test_bad_masks_say_what_arrived():
         layout.mask_to_b1hw(torch.rand(1, 1, 4, 4))
     with pytest.raises(TypeError, match="MASK tensor"):
         layout.mask_to_b1hw([[0.0]])
+
+
+def test_reflect_indices_mirror_like_reflect_padding_at_any_distance():
+    idx = layout.reflect_indices(-3, 10, 4, "cpu")
+    assert idx.tolist() == [3, 2, 1, 0, 1, 2, 3, 2, 1, 0]
+    padded = torch.nn.functional.pad(torch.arange(5.0).view(1, 1, 5), (2, 2), mode="reflect")[0, 0]
+    assert layout.reflect_indices(-2, 9, 5, "cpu").tolist() == padded.long().tolist()
+    assert layout.reflect_indices(0, 3, 1, "cpu").tolist() == [0, 0, 0]

@@ -36,6 +36,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from .process import signal_group
+
 # -- websocket frames (RFC 6455) ----------------------------------------------------------------------
 OP_CONTINUATION = 0x0
 OP_TEXT = 0x1
@@ -514,11 +516,11 @@ class Chromium:
         self._pages.clear()
         process, self._process = self._process, None
         if process is not None and process.poll() is None:
-            _signal_group(process, signal.SIGTERM)
+            signal_group(process, signal.SIGTERM)
             try:
                 process.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                _signal_group(process, signal.SIGKILL)
+                signal_group(process, signal.SIGKILL)
                 process.wait()
         if self._profile is not None:
             shutil.rmtree(self._profile, ignore_errors=True)
@@ -532,13 +534,3 @@ class Chromium:
     ) -> None:
         self.stop()
 
-
-def _signal_group(process: subprocess.Popen[bytes], signum: int) -> None:
-    """Signal the browser's process group (it runs in its own session), falling back to the process."""
-    try:
-        os.killpg(process.pid, signum)
-    except (ProcessLookupError, PermissionError):
-        try:
-            process.send_signal(signum)
-        except ProcessLookupError:
-            pass

@@ -30,6 +30,7 @@ from pathlib import Path
 from types import TracebackType
 
 from .env import Env, ensure_env, repo_root
+from .process import signal_group
 
 PACK_NAME = "comfyui-gan-edit"
 DEFAULT_PROBE_NODE = "GanEditBoxMask"
@@ -250,11 +251,11 @@ class ComfyServer:
         if process is not None:
             atexit.unregister(self.stop)
             if process.poll() is None:
-                _signal_group(process, signal.SIGTERM)
+                signal_group(process, signal.SIGTERM)
                 try:
                     process.wait(timeout=STOP_GRACE_S)
                 except subprocess.TimeoutExpired:
-                    _signal_group(process, signal.SIGKILL)
+                    signal_group(process, signal.SIGKILL)
                     process.wait()
         keep = self.keep_base_dir if keep_base_dir is None else keep_base_dir
         if self._base_dir is not None and not keep:
@@ -269,15 +270,6 @@ class ComfyServer:
         self.stop()
 
 
-def _signal_group(process: subprocess.Popen[bytes], signum: int) -> None:
-    """Signal ComfyUI's process group (it runs in its own session), falling back to the process."""
-    try:
-        os.killpg(process.pid, signum)
-    except (ProcessLookupError, PermissionError):
-        try:
-            process.send_signal(signum)
-        except ProcessLookupError:
-            pass
 
 
 def _remove_base_dir(base: Path, pack_name: str) -> None:
