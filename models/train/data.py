@@ -82,19 +82,14 @@ def load_images(
             held.append(path)
             continue
         try:
-            with Image.open(path) as im:
-                im = im.convert("RGB")
-                if max_side and max(im.size) > max_side:
-                    scale = max_side / max(im.size)
-                    im = im.resize((round(im.width * scale), round(im.height * scale)), Image.Resampling.LANCZOS)
-                array = np.asarray(im, dtype=np.uint8).copy()
+            image = _decode(path, max_side)
         except Exception as exc:  # any decoder error means "skip this file", never "stop the run"
             skipped.append((path, f"{type(exc).__name__}: {exc}"))
             continue
-        if min(array.shape[:2]) < min_side:
-            skipped.append((path, f"smaller than {min_side} px ({array.shape[1]}x{array.shape[0]})"))
+        if min(image.shape[-2:]) < min_side:
+            skipped.append((path, f"smaller than {min_side} px ({image.shape[-1]}x{image.shape[-2]})"))
             continue
-        images.append(torch.from_numpy(array).permute(2, 0, 1).contiguous())
+        images.append(image)
         paths.append(path)
     for path, why in skipped:
         log.warning("skipped %s: %s", path, why)
@@ -110,13 +105,14 @@ def load_images(
 def random_crops(
     images: Sequence[Tensor], batch: int, size: int, generator: torch.Generator, *, zoom: bool = True
 ) -> Tensor:
-    """`batch` random square crops with random horizontal flips, float [B,3,size,size] in [0,1].
+    """`batch` random square crops with random horizontal flips, float [B,C,size,size] in [0,1].
 
     With `zoom` the crop window's side is drawn log-uniformly between `size` and the image's short
     side and then resized to `size`, so the network sees both fine texture and whole objects.
-    An image smaller than `size` is upscaled to fit.
+    An image smaller than `size` is upscaled to fit. Images may have any channel count (all the
+    same): a pair stacked along the channels (`load_pairs`) is cropped at one place.
     """
-    out = torch.empty(batch, 3, size, size)
+    out = torch.empty(batch, images[0].shape[0], size, size)
     picks = torch.randint(len(images), (batch,), generator=generator).tolist()
     for i, index in enumerate(picks):
         image = images[index]
@@ -137,3 +133,88 @@ def random_crops(
             crop = crop.flip(-1)
         out[i] = crop.clamp(0.0, 1.0)
     return out
+
+
+def _decode(path: Path, max_side: int | None) -> Tensor:
+    with Image.open(path) as im:
+        im = im.convert("RGB")
+        if max_side and max(im.size) > max_side:
+            scale = max_side / max(im.size)
+            im = im.resize((round(im.width * scale), round(im.height * scale)), Image.Resampling.LANCZOS)
+        return torch.from_numpy(np.asarray(im, dtype=np.uint8).copy()).permute(2, 0, 1).contiguous()
+
+
+def load_pairs(
+    root: str | os.PathLike,
+    root_b: str | os.PathLike | None = None,
+    *,
+    min_side: int,
+    max_side: int | None = None,
+    holdout: float = 0.0,
+    use_held_out: bool = False,
+) -> ImageSet:
+    """Aligned (A, B) training pairs, each kept as one uint8 [6,H,W] tensor (A's channels first).
+
+    Two layouts: `root_b` given: A images under `root`, B images under `root_b` with the same relative
+    paths (a file without its partner is an error naming it, as are pairs of different sizes);
+    `root_b` None: every image under `root` is A and B side by side (A left, B right, even width).
+    `max_side` applies to each half; the held-out split is by A's relative path.
+    """
+    if not 0.0 <= holdout < 1.0:
+        raise ValueError(f"holdout must be in [0, 1), got {holdout}")
+    root = Path(root)
+    files = list_images(root)
+    if root_b is not None:
+        root_b = Path(root_b)
+        by_name = {p.relative_to(root_b).with_suffix("").as_posix(): p for p in list_images(root_b)}
+        names = {p.relative_to(root).with_suffix("").as_posix() for p in files}
+        missing_b = sorted(names - set(by_name))
+        missing_a = sorted(set(by_name) - names)
+        if missing_a or missing_b:
+            raise ValueError(
+                f"paired folders must hold the same file names: {len(missing_b)} in {root} have no partner in "
+                f"{root_b} (e.g. {missing_b[:3]}), {len(missing_a)} in {root_b} none in {root} (e.g. {missing_a[:3]})"
+            )
+    images, paths, skipped, held = [], [], [], []
+    for path in files:
+        if is_held_out(path, root, holdout) != use_held_out:
+            held.append(path)
+            continue
+        try:
+            if root_b is None:
+                whole = _decode(path, None)
+                if whole.shape[-1] % 2:
+                    raise ValueError(f"side-by-side A|B image of odd width {whole.shape[-1]}")
+                half = whole.shape[-1] // 2
+                a, b = whole[..., :half], whole[..., half:]
+                if max_side and max(a.shape[-2:]) > max_side:
+                    a, b = (_shrink(t, max_side) for t in (a, b))
+            else:
+                partner = by_name[path.relative_to(root).with_suffix("").as_posix()]
+                a, b = _decode(path, max_side), _decode(partner, max_side)
+                if a.shape != b.shape:
+                    raise ValueError(f"A is {tuple(a.shape[1:])} but its partner {partner} is {tuple(b.shape[1:])}")
+        except Exception as exc:  # one bad pair is skipped and counted, never fatal
+            skipped.append((path, f"{type(exc).__name__}: {exc}"))
+            continue
+        if min(a.shape[-2:]) < min_side:
+            skipped.append((path, f"smaller than {min_side} px ({a.shape[-1]}x{a.shape[-2]})"))
+            continue
+        images.append(torch.cat([a, b]))
+        paths.append(path)
+    for path, why in skipped:
+        log.warning("skipped %s: %s", path, why)
+    if not images:
+        raise ValueError(
+            f"no usable training pairs under {root} ({len(files)} files, {len(skipped)} skipped, {len(held)} in the "
+            f"other split); expected {'A|B side-by-side images' if root_b is None else 'files with partners'} at "
+            f"least {min_side} px on the short side"
+        )
+    return ImageSet(root=root, images=images, paths=paths, skipped=skipped, held_out=held)
+
+
+def _shrink(image: Tensor, max_side: int) -> Tensor:
+    scale = max_side / max(image.shape[-2:])
+    size = (round(image.shape[-2] * scale), round(image.shape[-1] * scale))
+    small = torch.nn.functional.interpolate(image[None].float(), size=size, mode="bilinear", antialias=True)[0]
+    return small.round().clamp(0, 255).to(torch.uint8)
