@@ -21,8 +21,11 @@ EXAMPLES = [(arch.id, cfg) for arch in ARCHITECTURES for cfg in arch.example_con
 
 
 def _example_input(module: nn.Module) -> torch.Tensor:
-    first_conv = next(m for m in module.modules() if isinstance(m, nn.Conv2d))
-    return torch.rand(2, first_conv.in_channels, 64, 64, generator=torch.Generator().manual_seed(0))
+    """An image for the module: `config.input_channels` where the config says, else the first conv's."""
+    channels = getattr(getattr(module, "config", None), "input_channels", None)
+    if channels is None:
+        channels = next(m for m in module.modules() if isinstance(m, nn.Conv2d)).in_channels
+    return torch.rand(2, channels, 64, 64, generator=torch.Generator().manual_seed(0))
 
 
 def _perturbed(arch_id, config):

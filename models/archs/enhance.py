@@ -1,0 +1,175 @@
+"""The `enhance` generator: a residual U-Net with a global-context branch, for restoration and enhancement.
+
+Why this shape:
+
+* **Residual on the input.** A restored photo is the degraded one plus a correction, mostly small
+  (noise, ringing, a tone curve). Predicting the correction keeps every detail the network does not
+  touch and makes an untrained or weak model fail towards "unchanged" rather than towards blur.
+* **U-Net after a pixel unshuffle.** Denoising and deblurring need a receptive field of tens of
+  pixels, which a few stride-2 levels give cheaply. The first operation folds 2x2 pixels into
+  channels (as FFDNet does), so no convolution runs at full resolution: on two CPU cores this is
+  what makes megapixel images affordable. Decoder levels add (not concatenate) their skips. No
+  normalisation layers: a tile must not see statistics of its own, or tiles would disagree.
+* **Global context from a thumbnail.** Exposure, contrast and colour casts are properties of the
+  whole picture, not of a tile. A small encoder looks at the image resized to `context_size` and
+  yields (a) a 3x3 colour matrix and offset applied to the input (starting at the identity) and
+  (b) FiLM scales and shifts for the bottleneck. Large images are processed in tiles
+  (`models.enhance`), and every tile gets the context of the whole image, so tiling does not change
+  the global correction.
+
+Values are in [-1, 1] (the task function converts); the output is not clamped here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..architecture import Architecture
+
+
+@dataclass(frozen=True)
+class EnhanceConfig:
+    channels: int = 3
+    base_channels: int = 32  # channels after the unshuffle; doubled at each level
+    levels: int = 2  # stride-2 levels after the unshuffle
+    blocks: int = 2  # residual blocks at the lowest resolution
+    context: bool = True  # the global-context branch (colour matrix + FiLM)
+    context_size: int = 128  # thumbnail side the context branch sees
+
+    def __post_init__(self) -> None:
+        if self.channels not in (1, 3):
+            raise ValueError(f"channels must be 1 or 3, got {self.channels}")
+        if self.base_channels < 4 or self.levels < 0 or self.blocks < 0:
+            raise ValueError(
+                f"need base_channels >= 4, levels >= 0, blocks >= 0; got {self.base_channels}, {self.levels}, "
+                f"{self.blocks}"
+            )
+        if self.context_size < 16:
+            raise ValueError(f"context_size must be >= 16, got {self.context_size}")
+
+    @property
+    def size_multiple(self) -> int:
+        """Height and width the network needs to be multiples of (the task function pads)."""
+        return 2 ** (self.levels + 1)
+
+    @property
+    def input_channels(self) -> int:
+        return self.channels
+
+    @property
+    def bottom_channels(self) -> int:
+        return self.base_channels * 2**self.levels
+
+
+def _act() -> nn.Module:
+    return nn.LeakyReLU(0.2, inplace=True)
+
+
+class ResBlock(nn.Module):
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1)
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
+        self.act = _act()
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.conv2(self.act(self.conv1(x)))
+
+
+class ContextEncoder(nn.Module):
+    """Thumbnail -> (colour matrix [B,3,3], offset [B,3], FiLM scale and shift [B,C])."""
+
+    def __init__(self, config: EnhanceConfig) -> None:
+        super().__init__()
+        widths = (16, 32, 64, 128)
+        layers: list[nn.Module] = []
+        prev = config.channels
+        for w in widths:
+            layers += [nn.Conv2d(prev, w, 3, stride=2, padding=1), _act()]
+            prev = w
+        self.features = nn.Sequential(*layers)
+        self.size = config.context_size
+        c = config.channels
+        # pooled features + the thumbnail's own per-channel mean and std
+        self.colour = nn.Linear(prev + 2 * c, c * c + c)
+        self.film = nn.Linear(prev + 2 * c, 2 * config.bottom_channels)
+        for head in (self.colour, self.film):  # start as the identity: no colour change, FiLM scale 1 shift 0
+            nn.init.zeros_(head.weight)
+            nn.init.zeros_(head.bias)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        thumb = F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False, antialias=True)
+        pooled = self.features(thumb).mean(dim=(2, 3))
+        stats = torch.cat([pooled, thumb.mean(dim=(2, 3)), thumb.std(dim=(2, 3))], dim=1)
+        c = x.shape[1]
+        colour = self.colour(stats)
+        matrix = torch.eye(c, device=x.device, dtype=colour.dtype) + colour[:, : c * c].view(-1, c, c)
+        offset = colour[:, c * c :]
+        scale, shift = self.film(stats).chunk(2, dim=1)
+        return matrix, offset, 1 + scale, shift
+
+
+class EnhanceNet(nn.Module):
+    """Degraded image [B,C,H,W] in [-1,1] (H, W multiples of `config.size_multiple`) -> restored image."""
+
+    def __init__(self, config: EnhanceConfig) -> None:
+        super().__init__()
+        self.config = c = config
+        folded = c.channels * 4
+        widths = [c.base_channels * 2**i for i in range(c.levels + 1)]
+        self.head = nn.Sequential(nn.Conv2d(folded, widths[0], 3, padding=1), _act(), ResBlock(widths[0]))
+        self.down = nn.ModuleList(
+            nn.Sequential(nn.Conv2d(widths[i], widths[i + 1], 3, stride=2, padding=1), _act(), ResBlock(widths[i + 1]))
+            for i in range(c.levels)
+        )
+        self.bottom = nn.Sequential(*(ResBlock(widths[-1]) for _ in range(c.blocks)))
+        self.up = nn.ModuleList(
+            nn.Sequential(nn.Conv2d(widths[i + 1], widths[i], 3, padding=1), _act()) for i in range(c.levels)
+        )
+        self.tail = nn.Conv2d(widths[0], folded, 3, padding=1)
+        nn.init.zeros_(self.tail.weight)  # start as the identity on the input
+        nn.init.zeros_(self.tail.bias)
+        self.context = ContextEncoder(c) if c.context else None
+
+    def global_context(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor] | None:
+        """The whole-image context; compute it once per image and pass it to every tile."""
+        return self.context(x) if self.context is not None else None
+
+    def forward(self, x: Tensor, context: tuple[Tensor, Tensor, Tensor, Tensor] | None = None) -> Tensor:
+        m = self.config.size_multiple
+        if x.shape[-2] % m or x.shape[-1] % m:
+            raise ValueError(f"EnhanceNet needs H and W to be multiples of {m}, got {tuple(x.shape[-2:])}")
+        if context is None:
+            context = self.global_context(x)
+        base = x
+        if context is not None:
+            matrix, offset, scale, shift = context
+            base = torch.einsum("bij,bjhw->bihw", matrix.to(x.dtype), x) + offset.to(x.dtype)[:, :, None, None]
+        h = self.head(F.pixel_unshuffle(base, 2))
+        skips = []
+        for down in self.down:
+            skips.append(h)
+            h = down(h)
+        if context is not None:
+            h = h * scale.to(h.dtype)[:, :, None, None] + shift.to(h.dtype)[:, :, None, None]
+        h = self.bottom(h)
+        for up, skip in zip(reversed(self.up), reversed(skips), strict=True):
+            h = up(F.interpolate(h, scale_factor=2.0, mode="bilinear", align_corners=False)) + skip
+        return base + F.pixel_shuffle(self.tail(h), 2)
+
+
+ARCHITECTURE = Architecture(
+    id="enhance_unet",
+    config_cls=EnhanceConfig,
+    build=EnhanceNet,
+    tasks=("enhance",),
+    description="Residual U-Net restorer/enhancer with a global colour/FiLM context branch (this pack's own).",
+    example_configs=(
+        EnhanceConfig(base_channels=8, levels=1, blocks=1, context_size=32),
+        EnhanceConfig(base_channels=8, levels=2, blocks=0, context=False),
+    ),
+)

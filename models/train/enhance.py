@@ -1,0 +1,124 @@
+"""Training an `enhance_unet` restorer/enhancer as a conditional GAN.
+
+Pairs come from one of two sources:
+
+* **synthetic** (the default): random crops of clean photos are the targets; the inputs are the same
+  crops passed through `models.degrade.degrade` with the task's `DegradeConfig` (restoration:
+  `RESTORE`, enhancement: `ENHANCE`, or any mix), seeded per step so a resumed run sees the same pairs;
+* **paired**: real (degraded, clean) pairs from `load_pairs` (two folders, or A|B side by side),
+  cropped at the same place.
+
+Losses: L1 to the clean image plus a small LSGAN term from a PatchGAN that sees (input, output) pairs,
+as pix2pix conditions its discriminator. There is no perceptual loss, so training needs no
+pretrained network.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ..archs.enhance import ARCHITECTURE, EnhanceConfig, EnhanceNet
+from ..archs.patchgan import PatchGAN, PatchGANConfig
+from ..degrade import RESTORE, DegradeConfig, degrade
+from ..layout import from_signed, to_signed
+from .data import ImageSet, random_crops
+from .engine import Export, StepContext, Task, adam, finite_or_raise
+
+
+@dataclass(frozen=True)
+class EnhanceSettings:
+    degradation: DegradeConfig | None = RESTORE  # None: the data are real pairs
+    net: EnhanceConfig = field(default_factory=EnhanceConfig)
+    batch_size: int = 16
+    crop: int = 128
+    zoom: bool = True  # crops of random scale (synthetic pairs only: resampling would alter real noise)
+    lr: float = 2e-4
+    d_lr_ratio: float = 0.5
+    adv_weight: float = 0.005
+    discriminator_width: int = 32
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        m = self.net.size_multiple
+        if self.crop < max(32, m) or self.crop % m:
+            raise ValueError(f"crop must be >= 32 and a multiple of {m}, got {self.crop}")
+        if self.adv_weight < 0 or self.lr <= 0 or self.d_lr_ratio <= 0:
+            raise ValueError("adv_weight must be >= 0, lr and d_lr_ratio > 0")
+
+
+class EnhanceTask(Task):
+    name = "enhance"
+    preview_columns = 3
+
+    def __init__(self, settings: EnhanceSettings, data: ImageSet) -> None:
+        paired = data.images[0].shape[0] == 6
+        if paired != (settings.degradation is None):
+            raise ValueError("real pairs need degradation=None, and a degradation needs single images (not pairs)")
+        self.settings, self.data = settings, data
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "settings": dataclasses.asdict(self.settings),
+            "images": len(self.data),
+            "held_out": len(self.data.held_out),
+            "data": str(self.data.root),
+        }
+
+    def networks(self) -> dict[str, nn.Module]:
+        s = self.settings
+        channels = s.net.channels
+        d_config = PatchGANConfig(input_nc=2 * channels, ndf=s.discriminator_width, n_layers=3, norm="none")
+        return {"G": EnhanceNet(s.net), "D": PatchGAN(d_config)}
+
+    def optimizers(self, nets: dict[str, nn.Module]) -> dict[str, torch.optim.Optimizer]:
+        s = self.settings
+        return {"G": adam(nets["G"].parameters(), s.lr, (0.9, 0.999)),
+                "D": adam(nets["D"].parameters(), s.lr * s.d_lr_ratio)}
+
+    def make_batch(self, generator: torch.Generator) -> dict[str, Tensor]:
+        s = self.settings
+        if s.degradation is None:
+            pairs = random_crops(self.data.images, s.batch_size, s.crop, generator, zoom=False)
+            degraded, clean = pairs[:, :3], pairs[:, 3:]
+        else:
+            clean = random_crops(self.data.images, s.batch_size, s.crop, generator, zoom=s.zoom)
+            seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+            degraded = degrade(clean, s.degradation, seed)
+        if s.net.channels == 1:
+            degraded, clean = (t.mean(dim=1, keepdim=True) for t in (degraded, clean))
+        return {"input": to_signed(degraded), "target": to_signed(clean)}
+
+    def train_step(self, ctx: StepContext, batch: dict[str, Tensor]) -> dict[str, float]:
+        s = self.settings
+        x, target = batch["input"], batch["target"]
+        with ctx.autocast():
+            out = ctx.nets["G"](x).float()
+        with ctx.autocast():
+            d_real = ctx.nets["D"](torch.cat([x, target], 1)).float()
+            d_fake = ctx.nets["D"](torch.cat([x, out.detach()], 1)).float()
+        loss_d = 0.5 * ((d_real - 1) ** 2).mean() + 0.5 * (d_fake**2).mean()
+        ctx.optimize(loss_d, "D")
+        with ctx.frozen("D") as d, ctx.autocast():
+            d_on_fake = d(torch.cat([x, out], 1)).float()
+        adv = ((d_on_fake - 1) ** 2).mean()
+        l1 = (out - target).abs().mean()
+        ctx.optimize(l1 + s.adv_weight * adv, "G")
+        losses = {"loss_d": loss_d.item(), "l1": l1.item(), "adv": adv.item(),
+                  "l1_input": (x - target).abs().mean().item()}
+        return finite_or_raise(losses, ctx.step)
+
+    def preview(self, nets: dict[str, nn.Module], batch: dict[str, Tensor]) -> Tensor:
+        """Rows of (degraded input, output, clean target) for up to 4 items."""
+        x, target = batch["input"][:4], batch["target"][:4]
+        out = nets["G"](x).float()
+        rows = from_signed(torch.stack([x, out, target], dim=1).flatten(0, 1))
+        return rows.expand(-1, 3, -1, -1) if rows.shape[1] == 1 else rows
+
+    def export(self, nets: dict[str, nn.Module]) -> Export:
+        return Export(nets["G"], ARCHITECTURE.id, self.settings.net, "enhance")

@@ -1,0 +1,118 @@
+"""`python -m nodes.train enhance`: train a restorer or auto-enhancer on photos (or on real pairs)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import typing
+
+log = logging.getLogger(__name__)
+
+PRESETS = ("restore", "enhance", "both")
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    from .cli import add_run_options
+
+    parser = subparsers.add_parser(
+        "enhance",
+        help="train an enhance_unet restorer/enhancer (synthetic degradations of photos, or real pairs)",
+        description="Train the residual U-Net of the GAN Enhance node. By default the pairs are made on the fly: "
+        "crops of the photos in --data are the targets, the same crops degraded (models/degrade.py) the "
+        "inputs. --preset restore: blur, resize, noise, JPEG (Real-ESRGAN-like); enhance: colour cast, "
+        "exposure, contrast, saturation; both: all of them. Change any field of the preset with --degrade "
+        "FIELD=VALUE (ranges as LOW,HIGH), e.g. --degrade noise_sigma=5,50 --degrade jpeg_probability=0. "
+        "With --pairs the data are real pairs instead: --data holds the degraded images and --data-b the "
+        "clean ones under the same names, or (without --data-b) each image is degraded|clean side by side.",
+    )
+    g = parser.add_argument_group("data")
+    g.add_argument("--data", required=True, help="folder of training photos, searched recursively")
+    g.add_argument("--pairs", action="store_true", help="the data are real (degraded, clean) pairs")
+    g.add_argument("--data-b", default=None, help="with --pairs: folder of the clean images (same file names)")
+    g.add_argument("--holdout", type=float, default=0.0,
+                   help="fraction of images set aside by a stable hash of their path (never trained on)")
+    g.add_argument("--max-side", type=int, default=1024, help="downscale larger images to this on load")
+    d = parser.add_argument_group("degradations (synthetic pairs)")
+    d.add_argument("--preset", choices=PRESETS, default="restore", help="the degradation mix to start from")
+    d.add_argument("--degrade", action="append", default=[], metavar="FIELD=VALUE",
+                   help="override one DegradeConfig field (repeatable); ranges as LOW,HIGH")
+    m = parser.add_argument_group("model and losses")
+    m.add_argument("--crop", type=int, default=128, help="training crop size")
+    m.add_argument("--batch-size", type=int, default=16)
+    m.add_argument("--no-zoom", action="store_true", help="crop at native scale only (synthetic pairs)")
+    m.add_argument("--lr", type=float, default=2e-4, help="generator learning rate (Adam)")
+    m.add_argument("--d-lr-ratio", type=float, default=0.5, help="discriminator lr = lr x this")
+    m.add_argument("--adv-weight", type=float, default=0.005, help="weight of the adversarial loss (0 = L1 only)")
+    m.add_argument("--base-channels", type=int, default=32, help="generator width after the 2x2 unshuffle")
+    m.add_argument("--levels", type=int, default=2, help="stride-2 levels of the U-Net")
+    m.add_argument("--blocks", type=int, default=2, help="residual blocks at the lowest resolution")
+    m.add_argument("--no-context", action="store_true", help="drop the global colour/FiLM context branch")
+    m.add_argument("--discriminator-width", type=int, default=32)
+    add_run_options(parser, steps=4000)
+    parser.set_defaults(func=run)
+    return parser
+
+
+def degradation_config(preset: str, overrides: list[str]):
+    """The preset's DegradeConfig with FIELD=VALUE overrides applied (validated by DegradeConfig)."""
+    from models import degrade
+
+    base = {"restore": degrade.RESTORE, "enhance": degrade.ENHANCE}.get(preset)
+    if base is None:  # both
+        colour = {f: getattr(degrade.ENHANCE, f) for f in
+                  ("colour_probability", "colour_cast", "exposure_gain", "gamma", "contrast", "saturation")}
+        base = dataclasses.replace(degrade.RESTORE, **colour)
+    hints = typing.get_type_hints(degrade.DegradeConfig)
+    changes = {}
+    for item in overrides:
+        name, sep, value = item.partition("=")
+        name = name.strip()
+        if not sep or name not in hints:
+            known = ", ".join(f.name for f in dataclasses.fields(degrade.DegradeConfig))
+            raise ValueError(f"--degrade expects FIELD=VALUE with FIELD one of: {known}; got {item!r}")
+        parts = [p.strip() for p in value.split(",") if p.strip()]
+        kind = hints[name]
+        if typing.get_origin(kind) is tuple:
+            item_type = typing.get_args(kind)[0]
+            changes[name] = tuple(p if item_type is str else item_type(float(p)) for p in parts)
+        else:
+            if len(parts) != 1:
+                raise ValueError(f"--degrade {name} takes one number, got {value!r}")
+            changes[name] = float(parts[0])
+    return dataclasses.replace(base, **changes)
+
+
+def run(args: argparse.Namespace) -> int:
+    from models.archs.enhance import EnhanceConfig
+    from models.train.data import load_images, load_pairs
+    from models.train.engine import Trainer
+    from models.train.enhance import EnhanceSettings, EnhanceTask
+
+    from .cli import run_options
+
+    if args.data_b and not args.pairs:
+        raise ValueError("--data-b is only used with --pairs")
+    settings = EnhanceSettings(
+        degradation=None if args.pairs else degradation_config(args.preset, args.degrade),
+        net=EnhanceConfig(base_channels=args.base_channels, levels=args.levels, blocks=args.blocks,
+                          context=not args.no_context),
+        batch_size=args.batch_size,
+        crop=args.crop,
+        zoom=not args.no_zoom,
+        lr=args.lr,
+        d_lr_ratio=args.d_lr_ratio,
+        adv_weight=args.adv_weight,
+        discriminator_width=args.discriminator_width,
+    )
+    options = run_options(args)
+    if args.pairs:
+        data = load_pairs(args.data, args.data_b, min_side=args.crop, max_side=args.max_side, holdout=args.holdout)
+    else:
+        data = load_images(args.data, min_side=32, max_side=args.max_side, holdout=args.holdout)
+    log.info("training on %d %s from %s (%d skipped, %d held out)", len(data), "pairs" if args.pairs else "images",
+             args.data, len(data.skipped), len(data.held_out))
+    out = Trainer(EnhanceTask(settings, data), options).run()
+    if out is not None:
+        print(f"wrote {out}")
+    return 0

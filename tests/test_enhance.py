@@ -1,0 +1,183 @@
+"""The enhance generator and its tiled inference: shapes, identity start, tiles, strength, mask, errors."""
+
+import pytest
+import torch
+from torch import nn
+
+from models import enhance as en
+from models.archs.enhance import ARCHITECTURE, EnhanceConfig, EnhanceNet
+from models.weights import LoadedModel
+
+pytestmark = pytest.mark.unit
+
+
+def _model(config: EnhanceConfig | None = None, *, trained_like: bool = True, seed: int = 0) -> LoadedModel:
+    """A model whose output really depends on the neighbourhood (the zero-initialised heads are randomised)."""
+    config = config or EnhanceConfig(base_channels=8, levels=2, blocks=1, context_size=32)
+    torch.manual_seed(seed)
+    module = EnhanceNet(config).eval()
+    if trained_like:
+        for head in [module.tail] + ([module.context.colour, module.context.film] if module.context else []):
+            nn.init.normal_(head.weight, std=0.05)
+            nn.init.normal_(head.bias, std=0.02)
+    return LoadedModel(module=module, arch=ARCHITECTURE.id, config=config, task="enhance")
+
+
+def _photo(batch=1, h=96, w=128, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    y, x = torch.meshgrid(torch.linspace(0, 1, h), torch.linspace(0, 1, w), indexing="ij")
+    base = torch.stack([x, y, (1 - x) * y]).expand(batch, -1, -1, -1)
+    return (0.8 * base + 0.2 * torch.rand(batch, 3, h, w, generator=g)).clamp(0, 1)
+
+
+def test_a_fresh_network_is_the_identity_and_any_multiple_of_the_size_step_works():
+    config = EnhanceConfig(base_channels=8, levels=2, blocks=1, context_size=32)
+    net = EnhanceNet(config).eval()
+    x = torch.rand(2, 3, 24, 40) * 2 - 1
+    with torch.no_grad():
+        assert torch.allclose(net(x), x, atol=1e-6)
+    assert config.size_multiple == 8
+    with pytest.raises(ValueError, match="multiples of 8"):
+        net(torch.zeros(1, 3, 20, 40))
+
+
+def test_the_context_branch_is_global_a_tile_gets_the_whole_images_correction():
+    model = _model()
+    net = model.module
+    x = torch.rand(1, 3, 64, 64) * 2 - 1
+    with torch.no_grad():
+        whole = net.global_context(x)
+        crop = x[..., :32, :32]
+        with_own = net(crop)
+        with_whole = net(crop, whole)
+    assert not torch.allclose(with_own, with_whole, atol=1e-4)  # the context changes the result
+    assert torch.allclose(net.global_context(x)[0], whole[0])  # and it is deterministic
+
+
+def test_tiled_result_matches_one_pass_within_tolerance():
+    model = _model()
+    image = _photo(h=200, w=264)
+    whole = en.enhance(model, image, tile=512)
+    tiled = en.enhance(model, image, tile=96, overlap=24)
+    assert en.tile_count(200, 264, 96, 24) > 4
+    diff = (whole - tiled).abs()
+    assert float(diff.mean()) < 2e-3, float(diff.mean())
+    assert float(diff.max()) < 0.05, float(diff.max())
+    assert float((whole - image).abs().mean()) > 5 * float(diff.mean())  # the model does change the image
+
+
+def test_tile_starts_cover_the_image_with_the_overlap():
+    for size, tile, overlap in [(1000, 256, 32), (257, 256, 32), (256, 256, 32), (100, 64, 16)]:
+        starts = en.tile_starts(size, tile, overlap)
+        assert starts[0] == 0 and starts[-1] + min(tile, size) == size
+        for a, b in zip(starts, starts[1:], strict=False):
+            assert a + tile - b >= overlap
+
+
+def test_strength_zero_returns_the_input_exactly_and_strength_blends_linearly():
+    model = _model()
+    image = _photo()
+    assert torch.equal(en.enhance(model, image, strength=0.0), image)
+    full = en.enhance(model, image, strength=1.0)
+    half = en.enhance(model, image, strength=0.5)
+    assert torch.allclose(half, (image + full) / 2, atol=1e-6)
+
+
+def test_masked_enhancement_leaves_unmasked_pixels_bit_exact():
+    model = _model()
+    image = _photo(batch=2)
+    mask = torch.zeros(1, 1, 96, 128)
+    mask[..., 20:60, 30:90] = 1.0
+    mask[..., 60:70, 30:90] = 0.5
+    out = en.enhance(model, image, mask=mask)
+    outside = (mask == 0).expand(2, 3, -1, -1)
+    assert torch.equal(out[outside], image[outside])
+    inside = (mask == 1).expand(2, 3, -1, -1)
+    assert float((out[inside] - image[inside]).abs().mean()) > 1e-3
+
+
+def test_batch_items_are_independent_and_alpha_passes_through():
+    model = _model()
+    image = _photo(batch=3, seed=1)
+    batch = en.enhance(model, image)
+    single = en.enhance(model, image[1:2])
+    assert torch.allclose(batch[1:2], single, atol=1e-6)
+    rgba = torch.cat([image, torch.rand(3, 1, 96, 128)], dim=1)
+    out = en.enhance(model, rgba)
+    assert out.shape == rgba.shape and torch.equal(out[:, 3:], rgba[:, 3:])
+    assert torch.allclose(out[:, :3], batch, atol=1e-6)
+
+
+def test_progress_counts_tiles_over_the_batch():
+    model = _model()
+    calls = []
+    en.enhance(model, _photo(batch=2, h=100, w=100), tile=64, overlap=16, progress=lambda d, t: calls.append((d, t)))
+    per_item = en.tile_count(100, 100, 64, 16)
+    assert calls == [(i, 2 * per_item) for i in range(1, 2 * per_item + 1)]
+
+
+class _OutOfMemoryAbove(nn.Module):
+    """Wraps a network and raises like CUDA does when a tile is larger than `limit` pixels a side."""
+
+    def __init__(self, inner: EnhanceNet, limit: int) -> None:
+        super().__init__()
+        self.inner, self.config, self.limit, self.sizes = inner, inner.config, limit, []
+
+    def global_context(self, x):
+        return self.inner.global_context(x)
+
+    def forward(self, x, context=None):
+        self.sizes.append(max(x.shape[-2:]))
+        if max(x.shape[-2:]) > self.limit:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return self.inner(x, context)
+
+
+def test_out_of_memory_halves_the_tile_until_it_fits():
+    model = _model()
+    wrapped = _OutOfMemoryAbove(model.module, limit=128)
+    image = _photo(h=300, w=300)
+    out = en.enhance(LoadedModel(wrapped, model.arch, model.config, "enhance"), image, tile=512, overlap=16)
+    assert wrapped.sizes[:2] == [304, 256] and max(wrapped.sizes[2:]) <= 128  # 512 -> 256 -> 128
+    reference = en.enhance(model, image, tile=128, overlap=16)
+    assert torch.allclose(out, reference, atol=1e-6)
+    with pytest.raises(torch.OutOfMemoryError):
+        en.enhance(LoadedModel(_OutOfMemoryAbove(model.module, 10), model.arch, model.config, "enhance"),
+                   image, tile=512, overlap=16)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"strength": 1.5}, "strength must be in"),
+        ({"tile": 32}, "tile must be an int >= 64"),
+        ({"overlap": 200, "tile": 256}, "overlap must be"),
+        ({"mask": torch.ones(1, 1, 10, 10)}, "mask size must equal"),
+        ({"mask": torch.ones(3, 1, 96, 128)}, "mask batch must be 1 or equal"),
+    ],
+)
+def test_bad_arguments_are_refused_clearly(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        en.enhance(_model(), _photo(batch=2), **kwargs)
+
+
+def test_bad_images_and_models_are_refused_clearly():
+    model = _model()
+    nan = _photo()
+    nan[0, 0, 5, 5] = float("nan")
+    with pytest.raises(ValueError, match="NaN"):
+        en.enhance(model, nan)
+    with pytest.raises(ValueError, match="empty"):
+        en.enhance(model, torch.zeros(0, 3, 16, 16))
+    with pytest.raises(ValueError, match="3 or 4 channels"):
+        en.enhance(model, torch.zeros(1, 2, 16, 16))
+    other = LoadedModel(model.module, "context_encoder_anymask", model.config, "inpaint")
+    with pytest.raises(ValueError, match="enhance needs an 'enhance_unet' model"):
+        en.enhance(other, _photo())
+
+
+def test_tiny_images_are_mirrored_up_to_the_size_step():
+    model = _model()
+    image = torch.rand(1, 3, 5, 7)
+    out = en.enhance(model, image)
+    assert out.shape == image.shape and torch.isfinite(out).all()
