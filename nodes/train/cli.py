@@ -8,9 +8,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import convert, evaluate, inpaint, photos
+from . import convert, enhance, evaluate, inpaint, photos
 
-COMMANDS = (inpaint, evaluate, photos, convert)
+COMMANDS = (inpaint, enhance, evaluate, photos, convert)
 
 
 def add_run_options(parser: argparse.ArgumentParser, *, steps: int, checkpoint_every: int = 500) -> None:
