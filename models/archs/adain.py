@@ -12,6 +12,13 @@ dst)` writes them as one file of ours; `load_pair` loads them without writing. A
 recognised by `detect`: a file holding both parts (keys prefixed `encoder.`/`vgg.` and `decoder.`)
 converts; a lone encoder or decoder is refused with a message that points to `convert_pair`. Float16
 files are upcast: the module computes in float32 unless a task function asks otherwise.
+
+The config's `encoder` says which encoder the file carries (and the decoder was trained against):
+`vgg19_normalised` is the reference layout above; `vgg16_blurpool` and `vgg16` are VGG-16 cut after
+relu4_1 (`models.archs.vgg.VGG16Features`, keys `encoder.conv1_1.weight` ...), with anti-aliased or
+plain max pooling, as `python -m nodes.train adain` trains them. The anti-aliased encoder makes maps
+of floor(n / 2) + 1 px per pooling, so its decoder output is a few px larger than the input and
+`forward` crops it to the content's size.
 """
 
 from __future__ import annotations
@@ -24,11 +31,17 @@ from typing import TYPE_CHECKING
 from torch import Tensor, nn
 
 from ..architecture import Architecture, StateDict
+from .vgg import VGG16Features
 
 if TYPE_CHECKING:
     from ..weights import LoadedModel
 
-ENCODERS = ("vgg19_normalised",)
+ENCODERS = ("vgg19_normalised", "vgg16_blurpool", "vgg16")
+VGG16_POOLING = {"vgg16_blurpool": "blur", "vgg16": "max"}
+STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
+"""The encoder outputs whose mean/std the style loss of training matches (Huang & Belongie 2017)."""
+_VGG19_STYLE_CHILDREN = (3, 10, 17, 30)
+"""relu1_1 .. relu4_1 as child indices of the reference `vgg` Sequential."""
 EPS = 1e-5
 """Added to the (unbiased) variance before the square root, as in the reference `calc_mean_std`."""
 
@@ -106,12 +119,28 @@ class AdaIN(nn.Module):
 
     def __init__(self, config: AdaINConfig) -> None:
         super().__init__()
-        self.encoder = _vgg_encoder()
+        self.encoder_name = config.encoder
+        if config.encoder in VGG16_POOLING:
+            self.encoder = VGG16Features(VGG16_POOLING[config.encoder], last="relu4_1")
+        else:
+            self.encoder = _vgg_encoder()
         self.decoder = _decoder()
 
     def encode(self, image: Tensor) -> Tensor:
-        """relu4_1 features [B, 512, ceil(H/8), ceil(W/8)] of RGB images in [0, 1]."""
+        """relu4_1 features [B, 512, ~H/8, ~W/8] of RGB images in [0, 1] (ceil(H/8) for the reference VGG-19)."""
         return self.encoder(image)
+
+    def encode_levels(self, image: Tensor) -> list[Tensor]:
+        """The encoder's relu1_1, relu2_1, relu3_1 and relu4_1 outputs (the last equals `encode`)."""
+        if isinstance(self.encoder, VGG16Features):
+            found = self.encoder.features(image, STYLE_LAYERS)
+            return [found[name] for name in STYLE_LAYERS]
+        out, x = [], image
+        for index, layer in enumerate(self.encoder):
+            x = layer(x)
+            if index in _VGG19_STYLE_CHILDREN:
+                out.append(x)
+        return out
 
     def decode(self, features: Tensor) -> Tensor:
         """Images [B, 3, 8h, 8w] from features, raw (not clamped)."""
@@ -120,11 +149,14 @@ class AdaIN(nn.Module):
     def forward(self, content: Tensor, style: Tensor | None = None, alpha: float = 1.0) -> Tensor:
         """decoder(alpha * adain(f_c, f_s) + (1 - alpha) * f_c); without a style, decoder(f_c)."""
         content_feat = self.encode(content)
-        if style is None:
-            return self.decode(content_feat)
-        style_mean, style_std = mean_std(self.encode(style))
-        feat = adaptive_instance_norm(content_feat, style_mean, style_std)
-        return self.decode(alpha * feat + (1.0 - alpha) * content_feat)
+        if style is not None:
+            style_mean, style_std = mean_std(self.encode(style))
+            feat = adaptive_instance_norm(content_feat, style_mean, style_std)
+            content_feat = alpha * feat + (1.0 - alpha) * content_feat
+        out = self.decode(content_feat)
+        if self.encoder_name == "vgg16_blurpool":
+            out = out[..., : content.shape[-2], : content.shape[-1]]
+        return out
 
 
 # --------------------------------------------------------------------------------------------------
@@ -226,9 +258,9 @@ ARCHITECTURE = Architecture(
     config_cls=AdaINConfig,
     build=AdaIN,
     tasks=("stylize",),
-    description="AdaIN arbitrary style transfer (Huang & Belongie 2017, pytorch-AdaIN): VGG-19 encoder to "
-    "relu4_1 + decoder in one file; any style image at run time",
+    description="AdaIN arbitrary style transfer (Huang & Belongie 2017, pytorch-AdaIN): VGG-19 (reference) or "
+    "VGG-16 encoder to relu4_1 + decoder in one file; any style image at run time",
     detect=detect,
     convert=convert,
-    example_configs=(AdaINConfig(),),
+    example_configs=(AdaINConfig(), AdaINConfig("vgg16_blurpool"), AdaINConfig("vgg16")),
 )

@@ -13,7 +13,7 @@ Managed (default)
       imported or installed);
     - ``comfyui-0.3.75/``: that tree, without its ``extra_model_paths.yaml`` (it crashes start-up);
     - ComfyUI's ``requirements.txt`` minus torch/torchvision/torchaudio, plus ``requests``, then this
-      pack's ``[project] dependencies`` and its ``test`` extra from ``pyproject.toml``, all constrained
+      pack's ``[project] dependencies`` and its ``test`` and ``train`` extras from ``pyproject.toml``, all constrained
       to the torch pins.
 
     Each step records a hash of its inputs in ``stamp.json`` only after it succeeded, so a half-finished
@@ -101,14 +101,18 @@ def comfyui_requirements(text: str) -> list[str]:
     return kept
 
 
+PACK_EXTRAS = ("test", "train")  # train: stlpips-pytorch, the VGG-16 of style training (no dependencies of its own)
+
+
 def pack_requirements(pyproject: Path) -> list[str]:
-    """The pack's ``[project] dependencies`` plus its ``test`` optional dependencies."""
+    """The pack's ``[project] dependencies`` plus its ``test`` and ``train`` optional dependencies."""
     try:
         import tomllib  # the harness itself needs python >= 3.11 (the pack runs on 3.10 too)
     except ModuleNotFoundError:
         raise RuntimeError(f"the harness needs python >= 3.11 for tomllib; this is {sys.version.split()[0]}") from None
     project = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("project", {})
-    return list(project.get("dependencies", [])) + list(project.get("optional-dependencies", {}).get("test", []))
+    extras = project.get("optional-dependencies", {})
+    return list(project.get("dependencies", [])) + [r for name in PACK_EXTRAS for r in extras.get(name, [])]
 
 
 def _digest(*parts: object) -> str:

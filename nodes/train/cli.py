@@ -8,9 +8,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import convert, enhance, evaluate, inpaint, photos
+from . import adain, convert, enhance, evaluate, inpaint, photos, style
 
-COMMANDS = (inpaint, enhance, evaluate, photos, convert)
+COMMANDS = (inpaint, enhance, evaluate, photos, convert, style, adain)
 
 
 def add_run_options(parser: argparse.ArgumentParser, *, steps: int, checkpoint_every: int = 500) -> None:

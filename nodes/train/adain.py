@@ -1,0 +1,62 @@
+"""`python -m nodes.train adain`: train an AdaIN decoder (Huang & Belongie 2017) for arbitrary styles."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+log = logging.getLogger(__name__)
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    from .cli import add_run_options
+
+    parser = subparsers.add_parser(
+        "adain",
+        help="train an AdaIN decoder for any style image (GAN Style Transfer loads it)",
+        description="Train the decoder of an AdaIN model (Huang & Belongie 2017) against a fixed encoder: "
+        "content loss on the AdaIN target at relu4_1, style loss on per-channel mean and std at relu1_1 .. "
+        "relu4_1. The encoder is the reference vgg_normalised.pth VGG-19 (--encoder) or a VGG-16 cut after "
+        "relu4_1 from --vgg or the installed stlpips-pytorch package (the [train] extra; the default). The "
+        "output holds encoder and decoder in one file.",
+    )
+    g = parser.add_argument_group("data")
+    g.add_argument("--content", required=True, help="folder of content photos (searched recursively)")
+    g.add_argument("--style", required=True, help="folder of style images, e.g. paintings (searched recursively)")
+    g.add_argument("--holdout", type=float, default=0.0,
+                   help="fraction of images (content and style) set aside by a stable hash of their path")
+    g.add_argument("--max-side", type=int, default=1024, help="downscale larger images to this on load")
+    m = parser.add_argument_group("model and losses")
+    e = m.add_mutually_exclusive_group()
+    e.add_argument("--encoder", default=None, help="reference vgg_normalised.pth (VGG-19 encoder)")
+    e.add_argument("--vgg", default=None, help="VGG-16 weights: torchvision vgg16-*.pth or the stlpips file "
+                   "(default: the one in the installed stlpips-pytorch package)")
+    m.add_argument("--crop", type=int, default=256, help="training crop size (multiple of 8)")
+    m.add_argument("--batch-size", type=int, default=8)
+    m.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate")
+    m.add_argument("--content-weight", type=float, default=1.0)
+    m.add_argument("--style-weight", type=float, default=10.0)
+    add_run_options(parser, steps=160000)
+    parser.set_defaults(func=run)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    from models.train.adain import AdaINSettings, AdaINTask, encoder_weights
+    from models.train.data import load_images
+    from models.train.engine import Trainer
+
+    from .cli import run_options
+
+    encoder, state, source = encoder_weights(args.encoder, args.vgg)
+    settings = AdaINSettings(batch_size=args.batch_size, crop=args.crop, lr=args.lr,
+                             content_weight=args.content_weight, style_weight=args.style_weight, encoder=encoder)
+    options = run_options(args)
+    content = load_images(args.content, min_side=32, max_side=args.max_side, holdout=args.holdout)
+    style = load_images(args.style, min_side=32, max_side=args.max_side, holdout=args.holdout)
+    log.info("training on %d content images from %s and %d style images from %s; encoder %s from %s",
+             len(content), args.content, len(style), args.style, encoder, source)
+    out = Trainer(AdaINTask(settings, content, style, state, source), options).run()
+    if out is not None:
+        print(f"wrote {out}")
+    return 0

@@ -1,0 +1,102 @@
+"""`python -m nodes.train style`: train a fast neural style network (Johnson et al. 2016) for one style image."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    from .cli import add_run_options
+
+    parser = subparsers.add_parser(
+        "style",
+        help="train a fast neural style TransformerNet for one style image (GAN Stylize loads it)",
+        description="Train a TransformerNet (Johnson et al. 2016) on random crops of the photos in --content so "
+        "that it paints them in the style of --style. Perceptual loss from a fixed VGG-16: content at relu2_2, "
+        "Gram-matrix style at relu1_2, relu2_2, relu3_3 and relu4_3, optional total variation. The VGG-16 comes "
+        "from --vgg (a torchvision vgg16-*.pth) or the installed stlpips-pytorch package (the [train] extra).",
+    )
+    g = parser.add_argument_group("data")
+    g.add_argument("--content", required=True, help="folder of content photos (searched recursively)")
+    g.add_argument("--style", required=True, help="the style image (a painting)")
+    g.add_argument("--style-size", type=int, default=512, help="resize the style image to this long side (px)")
+    g.add_argument("--holdout", type=float, default=0.0,
+                   help="fraction of content images set aside by a stable hash of their path")
+    g.add_argument("--max-side", type=int, default=1024, help="downscale larger content images to this on load")
+    m = parser.add_argument_group("model and losses")
+    m.add_argument("--vgg", default=None, help="VGG-16 weights: torchvision vgg16-*.pth or the stlpips file "
+                   "(default: the one in the installed stlpips-pytorch package)")
+    m.add_argument("--crop", type=int, default=256, help="training crop size (multiple of 4)")
+    m.add_argument("--batch-size", type=int, default=4)
+    m.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
+    m.add_argument("--content-weight", type=float, default=1e5)
+    m.add_argument("--style-weight", type=float, default=1e10)
+    m.add_argument("--tv-weight", type=float, default=0.0, help="total variation weight (0 = off)")
+    m.add_argument("--widths", default="32,64,128", help="TransformerNet widths (the public network: 32,64,128)")
+    m.add_argument("--residual-blocks", type=int, default=5)
+    add_run_options(parser, steps=20000)
+    parser.set_defaults(func=run)
+    return parser
+
+
+def load_style_image(path: str | Path, long_side: int | None):
+    """The style image as [1, 3, H, W] in [0, 1], resized so its long side is `long_side`."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"style image {path}: no such file")
+    try:
+        with Image.open(path) as im:
+            im = im.convert("RGB")
+            if long_side:
+                scale = long_side / max(im.size)
+                im = im.resize((max(16, round(im.width * scale)), max(16, round(im.height * scale))),
+                               Image.Resampling.LANCZOS)
+            array = np.asarray(im, dtype=np.float32) / 255.0
+    except OSError as exc:
+        raise ValueError(f"style image {path}: not a readable image ({exc})") from exc
+    return torch.from_numpy(array).permute(2, 0, 1)[None].contiguous()
+
+
+def parse_widths(text: str) -> tuple[int, int, int]:
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 3:
+        raise ValueError(f"--widths must be three comma-separated ints like 32,64,128, got {text!r}")
+    return values  # type: ignore[return-value]
+
+
+def run(args: argparse.Namespace) -> int:
+    from models.archs.transformer_net import TransformerNetConfig
+    from models.archs.vgg import load_vgg16
+    from models.train.data import load_images
+    from models.train.engine import Trainer
+    from models.train.style import StyleSettings, StyleTask
+
+    from .cli import run_options
+
+    settings = StyleSettings(
+        batch_size=args.batch_size, crop=args.crop, lr=args.lr, content_weight=args.content_weight,
+        style_weight=args.style_weight, tv_weight=args.tv_weight,
+        net=TransformerNetConfig(parse_widths(args.widths), args.residual_blocks),
+    )
+    options = run_options(args)
+    vgg = load_vgg16(args.vgg, last="relu4_3")
+    style = load_style_image(args.style, args.style_size)
+    data = load_images(args.content, min_side=32, max_side=args.max_side, holdout=args.holdout)
+    log.info("training on %d content images from %s, style %s (%dx%d), VGG-16 pooling %s", len(data),
+             args.content, args.style, style.shape[-1], style.shape[-2], vgg.pooling)
+    task = StyleTask(settings, data, style, vgg, style_name=Path(args.style).name)
+    out = Trainer(task, options).run()
+    if out is not None:
+        print(f"wrote {out}")
+    return 0

@@ -1,0 +1,136 @@
+"""AdaIN decoder training: either encoder, the losses learn, and the export is what GAN Style Transfer loads."""
+
+import pytest
+import torch
+from PIL import Image
+
+from models import stylize, weights
+from models.archs import adain
+from models.archs.vgg import VGG16Features
+from models.train.adain import AdaINSettings, AdaINTask, encoder_weights, style_loss
+from models.train.data import load_images
+from models.train.engine import RunOptions, Trainer
+from nodes.train.cli import main as train_cli
+
+pytestmark = pytest.mark.unit
+
+
+def _rand(*shape, seed=0):
+    return torch.rand(*shape, generator=torch.Generator().manual_seed(seed))
+
+
+def _folder(root, kind):
+    root.mkdir()
+    for i in range(3):
+        y, x = torch.meshgrid(torch.linspace(0, 1, 48), torch.linspace(0, 1, 56), indexing="ij")
+        if kind == "photos":
+            rgb = torch.stack([x, y, (x + y) / 2 * (i / 2)])
+        else:  # stripes in a different colour per painting
+            on = ((torch.arange(56)[None, :] + torch.arange(48)[:, None]) // (3 + i) % 2).float()
+            rgb = torch.stack([on, 0.3 * on + 0.2 * i, 1 - on])
+        Image.fromarray((rgb.permute(1, 2, 0) * 255).byte().numpy()).save(root / f"{kind}{i}.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    base = tmp_path_factory.mktemp("adain")
+    return load_images(_folder(base / "photos", "photos"), min_side=16), load_images(
+        _folder(base / "paintings", "paintings"), min_side=16)
+
+
+def _vgg16_state(pooling="max"):
+    torch.manual_seed(0)
+    return VGG16Features(pooling, last="relu4_1").state_dict()
+
+
+def test_style_loss_is_zero_for_equal_statistics_and_positive_otherwise():
+    feats = [_rand(2, 4, 8, 8, seed=i) for i in range(4)]
+    assert style_loss(feats, feats).item() == 0.0
+    shifted = [f + 0.5 for f in feats]  # same std, means differ by 0.5: 4 layers x 0.25
+    assert style_loss(shifted, feats).item() == pytest.approx(1.0, rel=1e-5)
+
+
+@pytest.mark.parametrize("encoder", ["vgg16_blurpool", "vgg16"])
+def test_loss_decreases_on_a_fixed_batch(data, encoder):
+    pooling = "blur" if encoder == "vgg16_blurpool" else "max"
+    task = AdaINTask(AdaINSettings(batch_size=2, crop=32, lr=3e-4, encoder=encoder), *data, _vgg16_state(pooling))
+    torch.manual_seed(0)
+    decoder = task.networks()["decoder"]
+    optimizer = task.optimizers({"decoder": decoder})["decoder"]
+    batch = task.make_batch(torch.Generator().manual_seed(2))
+    totals = []
+    for _ in range(10):
+        terms = task.losses(decoder, batch["content"], batch["style"])
+        optimizer.zero_grad()
+        terms["total"].backward()
+        optimizer.step()
+        totals.append(terms["total"].item())
+    assert totals[-1] < 0.7 * totals[0], totals
+    assert all(p.grad is None for p in task.encoder(torch.device("cpu")).parameters())  # the encoder stays fixed
+
+
+def test_training_exports_an_adain_model_that_stylises_any_size(tmp_path, data):
+    state = _vgg16_state("blur")
+    task = AdaINTask(AdaINSettings(batch_size=2, crop=32, encoder="vgg16_blurpool"), *data, state, "test.pth")
+    options = RunOptions(out=tmp_path / "a.safetensors", steps=2, log_every=1, checkpoint_every=2,
+                         preview_every=2, progress=False)
+    out = Trainer(task, options).run()
+    loaded = weights.load(out)
+    assert (loaded.arch, loaded.task, loaded.config) == ("adain", "stylize", adain.AdaINConfig("vgg16_blurpool"))
+    assert torch.equal(loaded.module.encoder.conv4_1.weight, state["conv4_1.weight"])  # the encoder is untouched
+    assert loaded.provenance["task_settings"]["encoder_weights"] == "test.pth"
+    assert "encoder" not in torch.load(tmp_path / "a.ckpt.pt", weights_only=True)["nets"]  # only the decoder trains
+    content, style = _rand(2, 3, 37, 45), _rand(1, 1, 20, 33, seed=1)
+    out = stylize.adain_style(loaded, content, [style], alpha=0.5)
+    assert out.shape == (2, 3, 37, 45) and 0 <= out.min() and out.max() <= 1
+    with torch.no_grad():  # the module's forward crops the anti-aliased encoder's larger output back
+        assert loaded.module(content, style.expand(-1, 3, -1, -1)).shape == (2, 3, 37, 45)
+    assert (tmp_path / "a.previews" / "step_0000002.png").is_file()
+
+
+def test_the_reference_vgg19_encoder_trains_too(tmp_path, data):
+    torch.manual_seed(1)
+    reference = adain.AdaIN(adain.AdaINConfig()).encoder.state_dict()
+    full = {**reference, "32.weight": torch.zeros(512, 512, 3, 3), "32.bias": torch.zeros(512)}
+    for key in [k for k in full if int(k.split(".")[0]) > 30]:
+        full.pop(key)
+    path = tmp_path / "vgg_normalised.pth"
+    torch.save(full, path)
+    name, state, source = encoder_weights(str(path))
+    assert (name, source) == ("vgg19_normalised", "vgg_normalised.pth")
+    assert [f.shape[1] for f in adain.AdaIN(adain.AdaINConfig()).encode_levels(_rand(1, 3, 32, 32))] == [
+        64, 128, 256, 512]
+    task = AdaINTask(AdaINSettings(batch_size=1, crop=32, encoder=name), *data, state, source)
+    out = Trainer(task, RunOptions(out=tmp_path / "v19.safetensors", steps=1, progress=False)).run()
+    assert weights.load(out).config == adain.AdaINConfig("vgg19_normalised")
+
+
+def test_bad_encoder_files_and_settings(tmp_path, data):
+    torch.save({"conv.weight": torch.zeros(2)}, tmp_path / "other.pth")
+    with pytest.raises(ValueError, match="not an AdaIN vgg_normalised state dict"):
+        encoder_weights(str(tmp_path / "other.pth"))
+    with pytest.raises(ValueError, match="not both"):
+        encoder_weights(str(tmp_path / "other.pth"), str(tmp_path / "other.pth"))
+    with pytest.raises(ValueError, match="do not fit encoder 'vgg19_normalised'"):
+        AdaINTask(AdaINSettings(encoder="vgg19_normalised"), *data, _vgg16_state())
+    with pytest.raises(ValueError, match="encoder must be one of"):
+        AdaINSettings(encoder="resnet")
+    with pytest.raises(ValueError, match="crop must be a multiple of 8"):
+        AdaINSettings(crop=36)
+
+
+def test_cli_trains_with_a_vgg16_file(tmp_path, data):
+    torch.manual_seed(0)
+    full = VGG16Features("max").state_dict()
+    index = {"conv1_1": 0, "conv1_2": 2, "conv2_1": 5, "conv2_2": 7, "conv3_1": 10, "conv3_2": 12, "conv3_3": 14,
+             "conv4_1": 17, "conv4_2": 19, "conv4_3": 21, "conv5_1": 24, "conv5_2": 26, "conv5_3": 28}
+    torch.save({f"features.{index[k.split('.')[0]]}.{k.split('.')[1]}": v for k, v in full.items()},
+               tmp_path / "vgg16-x.pth")
+    content, style = data[0].root, data[1].root
+    out = tmp_path / "cli.safetensors"
+    args = ["adain", "--content", str(content), "--style", str(style), "--vgg", str(tmp_path / "vgg16-x.pth"),
+            "--out", str(out), "--steps", "1", "--crop", "32", "--batch-size", "1", "--no-progress"]
+    assert train_cli(args) == 0
+    assert weights.load(out).config == adain.AdaINConfig("vgg16")
+    assert train_cli([*args[:5], "--vgg", str(tmp_path / "missing.pth"), *args[7:]]) == 2  # a clear error

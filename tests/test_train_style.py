@@ -1,0 +1,130 @@
+"""Fast neural style training: the perceptual loss learns, and the export is what GAN Stylize loads."""
+
+import json
+
+import pytest
+import torch
+from PIL import Image
+
+from models import stylize, weights
+from models.archs.transformer_net import TransformerNetConfig
+from models.archs.vgg import VGG16Features
+from models.train.data import load_images
+from models.train.engine import RunOptions, Trainer
+from models.train.style import StyleSettings, StyleTask, gram, total_variation
+from nodes.train.cli import main as train_cli
+
+pytestmark = pytest.mark.unit
+
+TINY = TransformerNetConfig(widths=(4, 8, 8), residual_blocks=1)
+
+
+def _rand(*shape, seed=0):
+    return torch.rand(*shape, generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    root = tmp_path_factory.mktemp("photos")
+    for i in range(4):
+        y, x = torch.meshgrid(torch.linspace(0, 1, 40), torch.linspace(0, 1, 48), indexing="ij")
+        rgb = torch.stack([x, y, (x * y) * (i / 3)]) * 255
+        Image.fromarray(rgb.permute(1, 2, 0).byte().numpy()).save(root / f"p{i}.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def loss_net():
+    """A randomly initialised VGG-16 (the real weights are not needed to test the mechanics)."""
+    torch.manual_seed(0)
+    return VGG16Features("max", last="relu4_3").requires_grad_(False).eval()
+
+
+def _stripes(size=48):
+    """A strongly textured style: red/blue diagonal stripes."""
+    y, x = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
+    on = (((x + y) // 4) % 2).float()
+    return torch.stack([on, 0.2 * torch.ones_like(on), 1 - on])[None]
+
+
+def test_gram_and_total_variation_values():
+    f = torch.tensor([[1.0, 2.0], [3.0, 4.0]]).view(1, 1, 2, 2)
+    assert torch.allclose(gram(f), torch.tensor([[[30.0 / 4]]]))
+    two = torch.stack([torch.ones(2, 2), torch.zeros(2, 2)])[None]
+    assert torch.allclose(gram(two), torch.tensor([[[0.5, 0.0], [0.0, 0.0]]]))  # 4 / (C * H * W = 8)
+    assert total_variation(torch.ones(1, 3, 5, 5)).item() == 0.0
+    checker = (torch.arange(4)[:, None] + torch.arange(4)[None, :]) % 2
+    assert total_variation(checker.float()[None, None]).item() == pytest.approx(2.0)
+
+
+def test_loss_decreases_on_a_fixed_batch(photos, loss_net):
+    settings = StyleSettings(batch_size=2, crop=32, lr=5e-2, net=TINY)
+    task = StyleTask(settings, load_images(photos, min_side=16), _stripes(), loss_net)
+    torch.manual_seed(0)
+    net = task.networks()["G"]
+    optimizer = task.optimizers({"G": net})["G"]
+    batch = task.make_batch(torch.Generator().manual_seed(1))
+    totals = []
+    for _ in range(12):
+        terms = task.losses(net, batch)
+        optimizer.zero_grad()
+        terms["total"].backward()
+        optimizer.step()
+        totals.append(terms["total"].item())
+    assert totals[-1] < 0.7 * totals[0], totals
+    assert set(terms) == {"content", "style", "tv", "total"} and terms["tv"].item() == 0.0
+
+
+def test_training_exports_a_model_fast_style_runs(tmp_path, photos, loss_net):
+    settings = StyleSettings(batch_size=2, crop=32, net=TINY, tv_weight=1.0)
+    task = StyleTask(settings, load_images(photos, min_side=16), _stripes(), loss_net, style_name="stripes.png")
+    options = RunOptions(out=tmp_path / "s.safetensors", steps=3, log_every=1, checkpoint_every=3,
+                         preview_every=3, progress=False)
+    out = Trainer(task, options).run()
+    loaded = weights.load(out)
+    assert (loaded.arch, loaded.task, loaded.config) == ("transformer_net", "stylize", TINY)
+    assert loaded.provenance["task_settings"]["style"] == {"name": "stripes.png", "size": [48, 48]}
+    rows = [json.loads(line) for line in (tmp_path / "s.metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2, 3] and all(r["tv"] > 0 for r in rows)
+    image = _rand(1, 3, 30, 42)
+    styled = stylize.fast_style(loaded, image)
+    assert styled.shape == image.shape and 0 <= styled.min() and styled.max() <= 1
+    assert (tmp_path / "s.previews" / "step_0000003.png").is_file()
+
+
+def test_bad_settings_and_style_images(photos, loss_net):
+    data = load_images(photos, min_side=16)
+    with pytest.raises(ValueError, match="crop must be a multiple of 4"):
+        StyleSettings(crop=30)
+    with pytest.raises(ValueError, match=r"style image must be \[1, 3, H, W\]"):
+        StyleTask(StyleSettings(), data, _stripes()[:, :1], loss_net)  # grayscale
+    with pytest.raises(ValueError, match=r"style image must be \[1, 3, H, W\] with H, W >= 16"):
+        StyleTask(StyleSettings(), data, _rand(1, 3, 8, 8), loss_net)
+    with pytest.raises(ValueError, match=r"style image must be \[1, 3, H, W\]"):
+        StyleTask(StyleSettings(), data, _rand(2, 3, 32, 32), loss_net)
+    with pytest.raises(ValueError, match="must be in"):
+        StyleTask(StyleSettings(), data, _rand(1, 3, 32, 32) * 255, loss_net)
+    with pytest.raises(ValueError, match="lacks layers"):
+        StyleTask(StyleSettings(), data, _stripes(), VGG16Features("max", last="relu3_3"))
+
+
+def test_cli_trains_with_a_torchvision_vgg_file(tmp_path, photos):
+    vgg_file = tmp_path / "vgg16-test.pth"
+    torch.manual_seed(0)
+    full = VGG16Features("max").state_dict()  # torchvision's layout: features.<index>.weight
+    torch.save({f"features.{_TV[k.split('.')[0]]}.{k.split('.')[1]}": v for k, v in full.items()}, vgg_file)
+    style = tmp_path / "style.png"
+    Image.fromarray((_stripes(64)[0].permute(1, 2, 0) * 255).byte().numpy()).save(style)
+    out = tmp_path / "cli.safetensors"
+    code = train_cli(["style", "--content", str(photos), "--style", str(style), "--vgg", str(vgg_file),
+                      "--out", str(out), "--steps", "2", "--crop", "32", "--batch-size", "1", "--widths", "4,8,8",
+                      "--residual-blocks", "1", "--style-size", "40", "--no-progress"])
+    assert code == 0
+    loaded = weights.load(out)
+    assert loaded.config == TINY and loaded.provenance["task_settings"]["loss_network"]["pooling"] == "max"
+    assert train_cli(["style", "--content", str(photos), "--style", str(tmp_path / "none.png"), "--out", str(out),
+                      "--vgg", str(vgg_file), "--no-progress"]) == 2
+
+
+_TV = {"conv1_1": 0, "conv1_2": 2, "conv2_1": 5, "conv2_2": 7, "conv3_1": 10, "conv3_2": 12, "conv3_3": 14,
+       "conv4_1": 17, "conv4_2": 19, "conv4_3": 21, "conv5_1": 24, "conv5_2": 26, "conv5_3": 28}
