@@ -7,7 +7,8 @@ what one optimisation step does. The engine does the rest, the same way for ever
   wraps the networks in DistributedDataParallel and gives each rank its own data stream;
 - mixed precision (`bf16` or `fp16` autocast, a GradScaler for fp16);
 - checkpoints written atomically every N steps, holding networks, optimizers, schedulers, scalers,
-  the step and the RNG state, so `resume` continues exactly where the run stopped;
+  the step, the RNG state and the task's own state (`Task.state_dict`, e.g. an image pool), so
+  `resume` continues exactly where the run stopped;
 - progress (tqdm) with the losses, metrics as JSONL or CSV, a preview grid PNG every N steps;
 - the final export through `models.weights.save()` with provenance.
 
@@ -166,6 +167,20 @@ class Task(ABC):
         """Task settings and data facts for the provenance and the resume check."""
         return {}
 
+    def state_dict(self) -> dict[str, Any]:
+        """Training state the task keeps outside its networks (e.g. an image pool); checkpointed per rank.
+
+        Tensors, numbers, strings and lists/dicts of them only (the checkpoint is read with weights_only).
+        """
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:  # noqa: B027 (optional hook, no-op by default)
+        """Restore what `state_dict` returned, on resume."""
+
+    def extra_exports(self, nets: dict[str, nn.Module]) -> list[tuple[Path, Export]]:
+        """Further files to write next to the main export (e.g. the second generator of a pair)."""
+        return []
+
 
 def adam(params, lr: float, betas: tuple[float, float] = (0.5, 0.999)) -> torch.optim.Optimizer:
     """Adam as GAN papers use it; fused kernels where this torch has them (much faster on CPU)."""
@@ -286,6 +301,7 @@ class Trainer:
 
     def save_checkpoint(self) -> None:
         rng = self._rng_states()  # collective: every rank takes part
+        task_states = self._gather(self.task.state_dict())
         if self.dist.main:
             state = {
                 "version": CHECKPOINT_VERSION,
@@ -297,6 +313,7 @@ class Trainer:
                 "schedulers": {k: v.state_dict() for k, v in self.schedulers.items()},
                 "scalers": {k: v.state_dict() for k, v in self.scalers.items()},
                 "rng": rng,
+                "task": task_states,
             }
             _atomic_torch_save(state, self.checkpoint_path)
         if self.dist.world > 1:
@@ -307,10 +324,14 @@ class Trainer:
         mine = {"torch": torch.get_rng_state()}
         if self.device.type == "cuda":
             mine["cuda"] = torch.cuda.get_rng_state(self.device)
+        return self._gather(mine)
+
+    def _gather(self, mine: Any) -> list[Any]:
+        """Every rank's `mine`, indexed by rank (collective under torchrun)."""
         if self.dist.world == 1:
             return [mine]
         states: list[Any] = [None] * self.dist.world
-        dist.all_gather_object(states, mine)
+        dist.all_gather_object(states, _to_device(mine, torch.device("cpu")))
         return states
 
     def load_checkpoint(self) -> None:
@@ -330,6 +351,8 @@ class Trainer:
         for group in ("optimizers", "schedulers", "scalers"):
             for k, obj in getattr(self, group).items():
                 obj.load_state_dict(state[group][k])
+        if "task" in state:
+            self.task.load_state_dict(_to_device(state["task"][self.dist.rank], self.device))
         mine = state["rng"][self.dist.rank]
         torch.set_rng_state(mine["torch"])
         if self.device.type == "cuda" and "cuda" in mine:
@@ -461,6 +484,11 @@ class Trainer:
         path = weights.save(spec.module.cpu(), self.options.out, spec.arch, spec.config, spec.task, provenance)
         spec.module.to(self.device)
         log.info("wrote %s (%d steps, %.1f s)", path, self.step, self.elapsed)
+        for extra_path, extra in self.task.extra_exports(self.plain):
+            extra.module.eval()
+            weights.save(extra.module.cpu(), extra_path, extra.arch, extra.config, extra.task, provenance)
+            extra.module.to(self.device)
+            log.info("wrote %s", extra_path)
         if self.dist.world > 1:
             dist.barrier()
         return path

@@ -1,0 +1,117 @@
+"""Score image-to-image translators on synthetic pairs made from held-out photos (e.g. colourisation).
+
+Each photo is centre-cropped to a square and resized to ``size`` (`models.evaluate.prepare_image`);
+that is the target B. A is made from it by a `models.pairs` maker (``colorize``: the luma in three
+channels; ``edges2photo``: the edge drawing). A *method* is any function ``method(A) -> B_hat`` on
+one item ([1,3,H,W] in [0,1]); every method gets the same inputs. Reported per method, as means over
+the images: PSNR and SSIM of B_hat against B (`models.metrics`) and seconds per image (the call
+only; each method first runs once, untimed, on the first image).
+
+The trivial baseline is ``input``: B_hat = A. For colourisation it is the greyscale photo, the bar a
+colouriser must clear (PSNR counts every channel, so a grey guess already scores well).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from . import metrics, pairs
+from .evaluate import prepare_image
+
+__all__ = ["Method", "Row", "evaluate_translation", "format_table", "input_baseline", "model_method"]
+
+Method = Callable[[Tensor], Tensor]
+"""method(A [1,3,H,W] in [0,1]) -> B_hat [1,3,H,W] in [0,1]."""
+
+
+@dataclass
+class Row:
+    """One method: means over the images, and every per-image value."""
+
+    method: str
+    images: int
+    psnr: float
+    ssim: float
+    seconds_per_image: float
+    per_image: dict[str, list[float]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The row as plain JSON-able data (non-finite numbers as the strings "inf" / "nan")."""
+        out = asdict(self)
+        for key in ("psnr", "ssim", "seconds_per_image"):
+            if not math.isfinite(out[key]):
+                out[key] = str(out[key])
+        out["per_image"] = {k: [v if math.isfinite(v) else str(v) for v in vs] for k, vs in out["per_image"].items()}
+        return out
+
+
+def input_baseline(a: Tensor) -> Tensor:
+    """The trivial method: return the input unchanged (for colourisation, the greyscale photo)."""
+    return a
+
+
+def model_method(
+    model: Any, *, device: torch.device | str | None = None, dtype: torch.dtype = torch.float32, norm_mode: str = "eval"
+) -> Method:
+    """A method that runs `models.translate.translate` with a loaded translate model."""
+    from .translate import translate
+
+    def run(a: Tensor) -> Tensor:
+        return translate(model, a, device=device, dtype=dtype, norm_mode=norm_mode)
+
+    return run
+
+
+def evaluate_translation(
+    methods: Mapping[str, Method],
+    images: Sequence[Tensor],
+    kind: str = "colorize",
+    size: int = 256,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[Row]:
+    """Score every method on the synthetic `kind` pairs of `images` ([3,H,W], uint8 or float); one row each."""
+    if not methods:
+        raise ValueError("no methods to evaluate")
+    if not images:
+        raise ValueError("no images to evaluate on")
+    if size < 16:
+        raise ValueError(f"size must be >= 16 px (SSIM uses an 11x11 window), got {size}")
+    targets = [prepare_image(image, size) for image in images]
+    inputs = [pairs.make_input(kind, b) for b in targets]
+    total, done, rows = len(methods) * len(targets), 0, []
+    for name, method in methods.items():
+        method(inputs[0])  # warm-up, untimed
+        values: dict[str, list[float]] = {"psnr": [], "ssim": [], "seconds": []}
+        for a, b in zip(inputs, targets, strict=True):
+            start = time.perf_counter()
+            out = method(a)
+            values["seconds"].append(time.perf_counter() - start)
+            if not isinstance(out, Tensor) or out.shape != b.shape:
+                got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
+                raise ValueError(f"method {name!r} returned {got} for a target of shape {tuple(b.shape)}")
+            out = out.float().to(b.device)
+            values["psnr"].append(float(metrics.psnr(out, b)[0]))
+            values["ssim"].append(float(metrics.ssim(out, b)[0]))
+            done += 1
+            if progress is not None:
+                progress(done, total)
+        rows.append(Row(method=name, images=len(targets), psnr=float(np.mean(values["psnr"])),
+                        ssim=float(np.mean(values["ssim"])), seconds_per_image=float(np.mean(values["seconds"])),
+                        per_image=values))
+    return rows
+
+
+def format_table(rows: Sequence[Row]) -> str:
+    """The rows as a markdown table (one line per method)."""
+    lines = ["| method | images | PSNR dB ↑ | SSIM ↑ | s / image |", "|---|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r.method} | {r.images} | {r.psnr:.2f} | {r.ssim:.4f} | {r.seconds_per_image:.4f} |")
+    return "\n".join(lines)

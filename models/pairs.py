@@ -1,0 +1,98 @@
+"""Synthetic image pairs made from single photos, for pix2pix training and scoring without real pairs.
+
+A maker turns photos B [N, 3, H, W] in [0, 1] into the inputs A a translator learns to map back to B:
+
+* ``colorize``: A = the luma of B, Y = 0.299 R + 0.587 G + 0.114 B (Rec. 601, as PIL's "L" mode),
+  repeated in all three channels. The model learns grey -> colour.
+* ``edges2photo``: A = dark edges on white. Y (as above) is blurred with a Gaussian (sigma 1, 7 taps,
+  reflected borders); the Sobel gradient magnitude of that is divided by its 98th percentile in each
+  image (at least 1e-3), clipped to [0, 1] and inverted (1 - m), then repeated in three channels. The
+  model learns line drawing -> photo.
+
+`fold_grey_input` rewrites a generator's first convolution so that it sees the luma of whatever it is
+given: a colour photo and its greyscale give the same result. A colorizer trained on grey inputs
+(equal channels) computes exactly the same function on grey inputs after folding, so a colorizer can
+be fed a colour photo directly (no separate greyscale step in a workflow).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from . import masks
+
+__all__ = ["EDGE_PERCENTILE", "EDGE_SIGMA", "LUMA", "SYNTHETIC", "edge_map", "fold_grey_input", "grey", "make_input"]
+
+LUMA = (0.299, 0.587, 0.114)
+EDGE_SIGMA = 1.0
+EDGE_PERCENTILE = 0.98
+
+
+def luma(image: Tensor) -> Tensor:
+    """[N, 1, H, W]: Rec. 601 luma of RGB images [N, 3, H, W] in [0, 1]."""
+    weights = torch.tensor(LUMA, dtype=image.dtype, device=image.device).view(1, 3, 1, 1)
+    return (image * weights).sum(dim=1, keepdim=True).clamp(0.0, 1.0)
+
+
+def grey(image: Tensor) -> Tensor:
+    """The colorize input: luma repeated in three channels, [N, 3, H, W] in [0, 1]."""
+    masks.validate_image(image, channels=(3,))
+    return luma(image).expand(-1, 3, -1, -1).contiguous()
+
+
+def _gaussian_blur(y: Tensor, sigma: float) -> Tensor:
+    radius = max(1, round(3 * sigma))
+    taps = torch.arange(-radius, radius + 1, dtype=y.dtype, device=y.device)
+    kernel = torch.exp(-(taps**2) / (2 * sigma**2))
+    kernel = kernel / kernel.sum()
+    y = F.conv2d(F.pad(y, (radius, radius, 0, 0), mode="reflect"), kernel.view(1, 1, 1, -1))
+    return F.conv2d(F.pad(y, (0, 0, radius, radius), mode="reflect"), kernel.view(1, 1, -1, 1))
+
+
+def edge_map(image: Tensor) -> Tensor:
+    """The edges2photo input: dark edges on white, [N, 3, H, W] in [0, 1] (see the module doc)."""
+    masks.validate_image(image, channels=(3,))
+    if min(image.shape[-2:]) < 4:
+        raise ValueError(f"edge_map needs images of at least 4x4 px, got {tuple(image.shape)}")
+    y = _gaussian_blur(luma(image), EDGE_SIGMA)
+    sobel = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]], dtype=y.dtype, device=y.device)
+    y = F.pad(y, (1, 1, 1, 1), mode="reflect")
+    gx = F.conv2d(y, sobel.view(1, 1, 3, 3))
+    gy = F.conv2d(y, sobel.t().reshape(1, 1, 3, 3))
+    magnitude = torch.sqrt(gx**2 + gy**2)
+    scale = torch.quantile(magnitude.flatten(1).float(), EDGE_PERCENTILE, dim=1).clamp(min=1e-3)
+    m = (magnitude / scale.view(-1, 1, 1, 1).to(magnitude.dtype)).clamp(0.0, 1.0)
+    return (1.0 - m).expand(-1, 3, -1, -1).contiguous()
+
+
+SYNTHETIC: dict[str, Callable[[Tensor], Tensor]] = {"colorize": grey, "edges2photo": edge_map}
+
+
+def make_input(kind: str, image: Tensor) -> Tensor:
+    """A of the synthetic pair `kind` for photos B = `image` ([N, 3, H, W] in [0, 1])."""
+    if kind not in SYNTHETIC:
+        raise ValueError(f"unknown synthetic pair kind {kind!r}; known: {', '.join(SYNTHETIC)}")
+    return SYNTHETIC[kind](image)
+
+
+def fold_grey_input(generator: nn.Module) -> nn.Module:
+    """A copy of `generator` whose first conv weights the three input channels by `LUMA`.
+
+    The kernel over the channels is replaced by its sum times the luma weights: for inputs with equal
+    channels (grey) the output is unchanged, and any RGB input gives the result of its luma.
+    """
+    folded = copy.deepcopy(generator)
+    first = next((m for m in folded.modules() if isinstance(m, nn.Conv2d)), None)
+    if first is None or first.in_channels != 3:
+        found = "no Conv2d" if first is None else f"a first conv with {first.in_channels} input channels"
+        raise ValueError(f"fold_grey_input needs a generator whose first conv takes 3 channels, got {found}")
+    with torch.no_grad():
+        total = first.weight.sum(dim=1, keepdim=True)
+        weights = torch.tensor(LUMA, dtype=total.dtype, device=total.device).view(1, 3, 1, 1)
+        first.weight.copy_(total * weights)
+    return folded

@@ -1,0 +1,358 @@
+"""Training pix2pix (Isola et al. 2017, task `translate`): paired image-to-image translation.
+
+Losses as in the paper: the generator minimises BCE-with-logits adversarial loss + `lambda_l1` (100)
+x L1(G(A), B); the conditional PatchGAN judges cat(A, B) against cat(A, G(A)), its loss halved. Adam
+2e-4, beta1 0.5 for both networks; the learning rates stay constant and then fall linearly to zero
+(the engine's `decay_from`; the command line defaults to half the run, the reference's schedule).
+
+Data (`PairSet`):
+
+* two folders ``A/`` and ``B/`` whose files match by relative path without the suffix
+  (``A/x/1.png`` pairs with ``B/x/1.jpg``); a name missing on either side is an error, and so is a
+  pair whose images differ in size;
+* one folder of side-by-side images, A on the left half and B on the right (the reference's
+  ``aligned`` format; an odd width drops the last column, as the reference does);
+* one folder of photos and a synthetic pair maker from `models.pairs` (``colorize``,
+  ``edges2photo``): B is the photo, A is made from each training crop of it.
+
+Jitter: each item is a random square crop of the pair (the same window on A and B) whose side is
+drawn log-uniformly between `crop` and the image's short side and resized to `crop`, and a random
+horizontal flip. A `colorize` model is exported with `models.pairs.fold_grey_input`, so it can be
+fed colour photos directly (it sees their luma).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import Tensor, nn
+
+from .. import pairs
+from ..archs.layers import NORMS
+from ..archs.patchgan import PatchGAN, PatchGANConfig
+from ..archs.pix2pix import RESNET, UNET, ResnetGeneratorConfig, UnetGeneratorConfig
+from ..layout import from_signed, to_signed
+from .data import IMAGE_SUFFIXES, is_held_out, list_images, load_images
+from .engine import Export, StepContext, Task, adam, finite_or_raise
+
+log = logging.getLogger(__name__)
+
+GENERATORS = ("unet_128", "unet_256", "resnet_6blocks", "resnet_9blocks")
+DIRECTIONS = ("AtoB", "BtoA")
+
+
+def generator_config(
+    net: str, *, ngf: int = 64, norm: str = "batch", dropout: bool = True, input_nc: int = 3, output_nc: int = 3
+) -> UnetGeneratorConfig | ResnetGeneratorConfig:
+    """The config of the reference's `--netG` choices (unet_128/256, resnet_6/9blocks)."""
+    if net.startswith("unet_") and net in GENERATORS:
+        num_downs = {"unet_128": 7, "unet_256": 8}[net]
+        return UnetGeneratorConfig(input_nc, output_nc, ngf, num_downs, norm, dropout)
+    if net.startswith("resnet_") and net in GENERATORS:
+        n_blocks = {"resnet_6blocks": 6, "resnet_9blocks": 9}[net]
+        return ResnetGeneratorConfig(input_nc, output_nc, ngf, n_blocks, norm, dropout)
+    raise ValueError(f"netG must be one of {GENERATORS}, got {net!r}")
+
+
+def generator_arch(config: UnetGeneratorConfig | ResnetGeneratorConfig) -> str:
+    return UNET.id if isinstance(config, UnetGeneratorConfig) else RESNET.id
+
+
+def build_generator(config: UnetGeneratorConfig | ResnetGeneratorConfig) -> nn.Module:
+    return (UNET if isinstance(config, UnetGeneratorConfig) else RESNET).build(config)
+
+
+def init_weights(module: nn.Module, gain: float = 0.02) -> nn.Module:
+    """The reference's `init_weights('normal')`: conv weights N(0, 0.02), norm weights N(1, 0.02), biases 0."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.normal_(m.weight, 0.0, gain)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d) and m.weight is not None:
+            nn.init.normal_(m.weight, 1.0, gain)
+            nn.init.zeros_(m.bias)
+    return module
+
+
+# --------------------------------------------------------------------------------------------------
+# Data
+
+
+@dataclass
+class PairSet:
+    """Training pairs in memory as uint8 [3,H,W] tensors; `a` is None for synthetic pairs (made from `b`)."""
+
+    root: Path
+    kind: str  # "folders" | "side_by_side" | "synthetic:<maker>"
+    b: list[Tensor]
+    a: list[Tensor] | None
+    names: list[str]
+    held_out: list[str]
+
+    def __len__(self) -> int:
+        return len(self.b)
+
+    @property
+    def synthetic(self) -> str | None:
+        return self.kind.split(":", 1)[1] if self.kind.startswith("synthetic:") else None
+
+    def describe(self) -> dict[str, Any]:
+        return {"folder": self.root.name, "kind": self.kind, "pairs": len(self), "held_out": len(self.held_out)}
+
+
+def _read(path: Path, max_side: int | None) -> Tensor:
+    try:
+        with Image.open(path) as im:
+            array = np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
+    except Exception as exc:  # a broken file in a paired set is an error: its partner would be left alone
+        raise ValueError(f"{path}: not a readable image ({type(exc).__name__}: {exc})") from exc
+    return _downscale(torch.from_numpy(array).permute(2, 0, 1).contiguous(), max_side)
+
+
+def _downscale(image: Tensor, max_side: int | None) -> Tensor:
+    h, w = image.shape[-2:]
+    if not max_side or max(h, w) <= max_side:
+        return image
+    scale = max_side / max(h, w)
+    size = (max(1, round(h * scale)), max(1, round(w * scale)))
+    out = F.interpolate(image[None].float(), size=size, mode="bilinear", align_corners=False, antialias=True)
+    return out[0].round().clamp(0, 255).to(torch.uint8)
+
+
+def _stems(root: Path) -> dict[str, Path]:
+    out: dict[str, Path] = {}
+    for path in list_images(root):
+        stem = path.relative_to(root).with_suffix("").as_posix()
+        if stem in out:
+            raise ValueError(
+                f"{root}: two images are named {stem!r} ({out[stem].name}, {path.name}); names must be unique"
+            )
+        out[stem] = path
+    return out
+
+
+def load_pairs(
+    root: str | os.PathLike,
+    *,
+    holdout: float = 0.0,
+    max_side: int | None = None,
+    min_side: int = 16,
+    direction: str = "AtoB",
+) -> PairSet:
+    """Paired images from `root`: ``root/A`` + ``root/B`` folders when both exist, else side-by-side A|B files.
+
+    `holdout` sets aside a stable share of the pairs by a hash of their name (`data.is_held_out`);
+    `direction` "BtoA" swaps the roles. Images larger than `max_side` are downscaled (both sides alike).
+    """
+    if direction not in DIRECTIONS:
+        raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
+    if not 0.0 <= holdout < 1.0:
+        raise ValueError(f"holdout must be in [0, 1), got {holdout}")
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"training data folder {root} does not exist")
+    a_list, b_list, names, held = [], [], [], []
+    if (root / "A").is_dir() and (root / "B").is_dir():
+        kind = "folders"
+        a_files, b_files = _stems(root / "A"), _stems(root / "B")
+        only_a, only_b = sorted(set(a_files) - set(b_files)), sorted(set(b_files) - set(a_files))
+        if only_a or only_b:
+            raise ValueError(
+                f"{root}: A/ and B/ must hold the same file names (suffixes may differ); only in A: "
+                f"{only_a[:5]}{' ...' if len(only_a) > 5 else ''} ({len(only_a)}), only in B: "
+                f"{only_b[:5]}{' ...' if len(only_b) > 5 else ''} ({len(only_b)})"
+            )
+        for stem in sorted(a_files):
+            if is_held_out(root / stem, root, holdout):
+                held.append(stem)
+                continue
+            a, b = _read(a_files[stem], None), _read(b_files[stem], None)
+            if a.shape != b.shape:
+                raise ValueError(
+                    f"pair {stem!r}: A is {a.shape[2]}x{a.shape[1]} px but B is {b.shape[2]}x{b.shape[1]} px; "
+                    "paired images must have the same size"
+                )
+            a_list.append(_downscale(a, max_side))
+            b_list.append(_downscale(b, max_side))
+            names.append(stem)
+    else:
+        kind = "side_by_side"
+        for path in list_images(root):
+            stem = path.relative_to(root).with_suffix("").as_posix()
+            if is_held_out(root / stem, root, holdout):
+                held.append(stem)
+                continue
+            ab = _read(path, None)
+            half = ab.shape[-1] // 2
+            a_list.append(_downscale(ab[..., :half].contiguous(), max_side))
+            b_list.append(_downscale(ab[..., half : 2 * half].contiguous(), max_side))
+            names.append(stem)
+    if not names:
+        raise ValueError(
+            f"no training pairs under {root} ({len(held)} held out); expected A/ and B/ folders with matching "
+            f"names, or side-by-side A|B images ({', '.join(IMAGE_SUFFIXES)})"
+        )
+    for name, a in zip(names, a_list, strict=True):
+        if min(a.shape[-2:]) < min_side:
+            raise ValueError(f"pair {name!r} is {a.shape[2]}x{a.shape[1]} px; expected at least {min_side} px a side")
+    if direction == "BtoA":
+        a_list, b_list = b_list, a_list
+    return PairSet(root=root, kind=kind, b=b_list, a=a_list, names=names, held_out=held)
+
+
+def load_synthetic(
+    root: str | os.PathLike, maker: str, *, holdout: float = 0.0, max_side: int | None = None, min_side: int = 16
+) -> PairSet:
+    """Photos under `root` as the B side of synthetic pairs; A is made per crop by `pairs.make_input(maker, .)`."""
+    if maker not in pairs.SYNTHETIC:
+        raise ValueError(f"unknown synthetic pair kind {maker!r}; known: {', '.join(pairs.SYNTHETIC)}")
+    data = load_images(root, min_side=min_side, max_side=max_side, holdout=holdout)
+    names = [p.relative_to(data.root).as_posix() for p in data.paths]
+    held = [p.relative_to(data.root).as_posix() for p in data.held_out]
+    return PairSet(root=data.root, kind=f"synthetic:{maker}", b=data.images, a=None, names=names, held_out=held)
+
+
+def paired_crops(
+    images: list[Tensor], batch: int, size: int, generator: torch.Generator, *, zoom: bool = True
+) -> Tensor:
+    """`batch` random square crops with random horizontal flips, float [B, C, size, size] in [0, 1].
+
+    Like `data.random_crops` but for any channel count, so A and B stacked as one [6, H, W] tensor get
+    the same window and flip. With `zoom` the window side is log-uniform between `size` and the short
+    side, resized to `size`; an image smaller than `size` is upscaled.
+    """
+    channels = images[0].shape[0]
+    out = torch.empty(batch, channels, size, size)
+    for i, index in enumerate(torch.randint(len(images), (batch,), generator=generator).tolist()):
+        image = images[index]
+        h, w = image.shape[-2:]
+        short = min(h, w)
+        window = min(short, size)
+        if zoom and short > size:
+            window = round(size * (short / size) ** float(torch.rand((), generator=generator)))
+        top = int(torch.randint(h - window + 1, (1,), generator=generator))
+        left = int(torch.randint(w - window + 1, (1,), generator=generator))
+        crop = image[:, top : top + window, left : left + window].float() / 255.0
+        if window != size:
+            crop = F.interpolate(crop[None], size=(size, size), mode="bilinear", align_corners=False,
+                                 antialias=window > size)[0]
+        if bool(torch.rand((), generator=generator) < 0.5):
+            crop = crop.flip(-1)
+        out[i] = crop.clamp(0.0, 1.0)
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# The task
+
+
+@dataclass(frozen=True)
+class Pix2PixSettings:
+    """What to learn (the engine's RunOptions say how to run)."""
+
+    net_g: str = "unet_256"
+    ngf: int = 64
+    ndf: int = 64
+    n_layers_d: int = 3
+    norm: str = "batch"
+    dropout: bool = True
+    batch_size: int = 1
+    crop: int = 256
+    zoom: bool = True
+    lr: float = 2e-4
+    lambda_l1: float = 100.0
+
+    def __post_init__(self) -> None:
+        if self.net_g not in GENERATORS:
+            raise ValueError(f"netG must be one of {GENERATORS}, got {self.net_g!r}")
+        if self.norm not in NORMS:
+            raise ValueError(f"norm must be one of {NORMS}, got {self.norm!r}")
+        if min(self.ngf, self.ndf, self.n_layers_d, self.batch_size) < 1:
+            raise ValueError("ngf, ndf, n_layers_d and batch_size must be >= 1")
+        if self.lr <= 0 or self.lambda_l1 < 0:
+            raise ValueError(f"lr must be > 0 and lambda_l1 >= 0, got {self.lr} and {self.lambda_l1}")
+        config = self.generator()
+        if self.crop % config.size_multiple or self.crop < config.min_size:
+            raise ValueError(
+                f"{self.net_g} needs crops that are multiples of {config.size_multiple} and at least "
+                f"{config.min_size} px, got crop {self.crop}"
+            )
+
+    def generator(self) -> UnetGeneratorConfig | ResnetGeneratorConfig:
+        return generator_config(self.net_g, ngf=self.ngf, norm=self.norm, dropout=self.dropout)
+
+
+def bce_logits(prediction: Tensor, real: bool) -> Tensor:
+    """Vanilla GAN loss on raw logits against an all-real or all-fake target."""
+    target = torch.ones_like(prediction) if real else torch.zeros_like(prediction)
+    return F.binary_cross_entropy_with_logits(prediction, target)
+
+
+class Pix2PixTask(Task):
+    name = "pix2pix"
+    preview_columns = 3
+
+    def __init__(self, settings: Pix2PixSettings, data: PairSet) -> None:
+        self.settings, self.data = settings, data
+        # A and B stacked as one [6, H, W] image each, so a crop takes the same window from both
+        self._stacked = [torch.cat([a, b]) for a, b in zip(data.a, data.b, strict=True)] if data.a else []
+
+    def describe(self) -> dict[str, Any]:
+        return {"settings": asdict(self.settings), "data": self.data.describe(),
+                "grey_input_folded": self.data.synthetic == "colorize"}
+
+    def networks(self) -> dict[str, nn.Module]:
+        s = self.settings
+        d_config = PatchGANConfig(input_nc=6, ndf=s.ndf, n_layers=s.n_layers_d, norm=s.norm)
+        return {"G": init_weights(build_generator(s.generator())), "D": init_weights(PatchGAN(d_config))}
+
+    def optimizers(self, nets: dict[str, nn.Module]) -> dict[str, torch.optim.Optimizer]:
+        lr = self.settings.lr
+        return {"G": adam(nets["G"].parameters(), lr), "D": adam(nets["D"].parameters(), lr)}
+
+    def make_batch(self, generator: torch.Generator) -> dict[str, Tensor]:
+        s, data = self.settings, self.data
+        if data.a is None:
+            b = paired_crops(data.b, s.batch_size, s.crop, generator, zoom=s.zoom)
+            a = pairs.make_input(data.synthetic, b)
+        else:
+            ab = paired_crops(self._stacked, s.batch_size, s.crop, generator, zoom=s.zoom)
+            a, b = ab[:, :3], ab[:, 3:]
+        return {"A": to_signed(a), "B": to_signed(b)}
+
+    def train_step(self, ctx: StepContext, batch: dict[str, Tensor]) -> dict[str, float]:
+        a, b = batch["A"], batch["B"]
+        with ctx.autocast():
+            fake = ctx.nets["G"](a)
+            d_real = ctx.nets["D"](torch.cat([a, b], 1)).float()
+            d_fake = ctx.nets["D"](torch.cat([a, fake.detach()], 1)).float()
+        loss_d = 0.5 * (bce_logits(d_real, True) + bce_logits(d_fake, False))
+        ctx.optimize(loss_d, "D")
+        with ctx.frozen("D") as d, ctx.autocast():
+            d_on_fake = d(torch.cat([a, fake], 1)).float()
+        adv = bce_logits(d_on_fake, True)
+        l1 = (fake.float() - b).abs().mean()
+        ctx.optimize(adv + self.settings.lambda_l1 * l1, "G")
+        return finite_or_raise({"loss_d": loss_d.item(), "adv": adv.item(), "l1": l1.item()}, ctx.step)
+
+    def preview(self, nets: dict[str, nn.Module], batch: dict[str, Tensor]) -> Tensor:
+        """Rows of (A, G(A), B) for up to 4 items."""
+        a, b = batch["A"][:4], batch["B"][:4]
+        rows = torch.stack([a, nets["G"](a), b], dim=1).flatten(0, 1)
+        return from_signed(rows)
+
+    def export(self, nets: dict[str, nn.Module]) -> Export:
+        config = self.settings.generator()
+        module = nets["G"]
+        if self.data.synthetic == "colorize":
+            module = pairs.fold_grey_input(module)
+        return Export(module, generator_arch(config), config, "translate")

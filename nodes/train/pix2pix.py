@@ -1,0 +1,84 @@
+"""`python -m nodes.train pix2pix`: train a paired image-to-image translator (pix2pix)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+log = logging.getLogger(__name__)
+
+SYNTHETIC_HELP = (
+    "make pairs from a folder of single photos: 'colorize' (A = the photo's luma 0.299R+0.587G+0.114B in "
+    "three channels, B = the photo; the written model weights its input by the same luma, so it takes colour "
+    "photos too) or 'edges2photo' (A = dark edges on white: Sobel magnitude of the Gaussian-blurred luma "
+    "(sigma 1) over its 98th percentile, clipped and inverted; B = the photo)"
+)
+
+
+def add_generator_options(group: argparse._ArgumentGroup, *, net: str, norm: str, dropout: bool) -> None:
+    """--netG, --ngf, --ndf, --n-layers-d, --norm, --dropout: shared with `cyclegan`."""
+    from models.train.pix2pix import GENERATORS
+
+    group.add_argument("--netG", dest="net_g", choices=GENERATORS, default=net, help=f"generator (default {net})")
+    group.add_argument("--ngf", type=int, default=64, help="generator width: filters of the first layer (default 64)")
+    group.add_argument("--ndf", type=int, default=64, help="PatchGAN width: filters of the first layer (default 64)")
+    group.add_argument("--n-layers-d", type=int, default=3, help="PatchGAN stride-2 layers (3 = 70x70 patches)")
+    group.add_argument("--norm", choices=("batch", "instance", "none"), default=norm,
+                       help=f"normalisation layers of G and D (default {norm})")
+    group.add_argument("--dropout", action=argparse.BooleanOptionalAction, default=dropout,
+                       help=f"dropout 0.5 in the generator (default {'on' if dropout else 'off'})")
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    from .cli import add_run_options
+
+    parser = subparsers.add_parser(
+        "pix2pix",
+        help="train pix2pix on paired images (A/ + B/ folders, side-by-side A|B files, or synthetic pairs)",
+        description="Train pix2pix (Isola et al. 2017): a generator G(A) -> B with L1 x --lambda-l1 and a "
+        "conditional PatchGAN on cat(A, B) (BCE-with-logits). Data: --data DIR with A/ and B/ subfolders whose "
+        "files match by name, or a folder of side-by-side A|B images, or a folder of photos with --synthetic. "
+        "Each step takes random square crops (the same window on A and B; side log-uniform between --crop and "
+        "the short side) with random flips. Writes a 'translate' model that GAN Image to Image loads.",
+    )
+    g = parser.add_argument_group("data")
+    g.add_argument("--data", required=True, help="A/ + B/ folders, side-by-side A|B images, or photos (--synthetic)")
+    g.add_argument("--synthetic", choices=("colorize", "edges2photo"), default=None, help=SYNTHETIC_HELP)
+    g.add_argument("--direction", choices=("AtoB", "BtoA"), default="AtoB", help="paired data: which side is input")
+    g.add_argument("--holdout", type=float, default=0.0,
+                   help="fraction of pairs set aside by a stable hash of their name (never trained on)")
+    g.add_argument("--max-side", type=int, default=1024, help="downscale larger images to this on load")
+    g.add_argument("--no-zoom", action="store_true",
+                   help="crop windows of exactly --crop px (no log-uniform window size, no resize)")
+    m = parser.add_argument_group("model and losses")
+    add_generator_options(m, net="unet_256", norm="batch", dropout=True)
+    m.add_argument("--crop", type=int, default=None, help="training crop size (default 256; 128 for unet_128)")
+    m.add_argument("--batch-size", type=int, default=1)
+    m.add_argument("--lr", type=float, default=2e-4, help="learning rate of G and D (Adam, beta1 0.5)")
+    m.add_argument("--lambda-l1", type=float, default=100.0, help="weight of the L1 loss (default 100)")
+    add_run_options(parser, steps=20000)
+    parser.set_defaults(func=run, decay_from=0.5)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    from models.train.engine import Trainer
+    from models.train.pix2pix import Pix2PixSettings, Pix2PixTask, load_pairs, load_synthetic
+
+    from .cli import run_options
+
+    settings = Pix2PixSettings(
+        net_g=args.net_g, ngf=args.ngf, ndf=args.ndf, n_layers_d=args.n_layers_d, norm=args.norm,
+        dropout=args.dropout, batch_size=args.batch_size, crop=args.crop or (128 if args.net_g == "unet_128" else 256),
+        zoom=not args.no_zoom, lr=args.lr, lambda_l1=args.lambda_l1,
+    )
+    options = run_options(args)
+    if args.synthetic:
+        data = load_synthetic(args.data, args.synthetic, holdout=args.holdout, max_side=args.max_side)
+    else:
+        data = load_pairs(args.data, holdout=args.holdout, max_side=args.max_side, direction=args.direction)
+    log.info("training on %d pairs (%s) from %s, %d held out", len(data), data.kind, args.data, len(data.held_out))
+    out = Trainer(Pix2PixTask(settings, data), options).run()
+    if out is not None:
+        print(f"wrote {out}")
+    return 0

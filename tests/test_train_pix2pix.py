@@ -1,0 +1,260 @@
+"""pix2pix training: pair loading (A/ + B/ folders, side-by-side A|B, synthetic), tiny runs, export, scoring."""
+
+import json
+
+import pytest
+import torch
+from PIL import Image
+
+from models import evaluate_translate, pairs, translate, weights
+from models.archs.pix2pix import UnetGenerator, UnetGeneratorConfig
+from models.train.engine import RunOptions, Trainer
+from models.train.pix2pix import (
+    Pix2PixSettings,
+    Pix2PixTask,
+    generator_config,
+    load_pairs,
+    load_synthetic,
+    paired_crops,
+)
+from nodes.train.cli import main as train_cli
+
+pytestmark = pytest.mark.unit
+
+TINY = dict(net_g="unet_128", ngf=8, ndf=8, crop=128, batch_size=2)
+
+
+def _gradient(h: int, w: int, i: int) -> torch.Tensor:
+    y, x = torch.meshgrid(torch.linspace(0, 1, h), torch.linspace(0, 1, w), indexing="ij")
+    return torch.stack([x, y, (x + y) / 2 * (i / 5)])
+
+
+def _save(t: torch.Tensor, path) -> None:
+    Image.fromarray((t.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()).save(path)
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    root = tmp_path_factory.mktemp("photos")
+    for i in range(6):
+        _save(_gradient(140, 160, i), root / f"p{i}.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def side_by_side(tmp_path_factory):
+    """A|B files: A is a gradient, B its colour-inverted copy."""
+    root = tmp_path_factory.mktemp("aligned")
+    for i in range(4):
+        a = _gradient(130, 140, i)
+        _save(torch.cat([a, 1 - a], dim=-1), root / f"ab{i}.png")
+    return root
+
+
+@pytest.fixture
+def two_folders(tmp_path):
+    root = tmp_path / "pairs"
+    (root / "A").mkdir(parents=True)
+    (root / "B").mkdir()
+    for i in range(3):
+        a = _gradient(130, 132, i)
+        _save(a, root / "A" / f"img{i}.png")
+        Image.fromarray(((1 - a) * 255).round().byte().permute(1, 2, 0).numpy()).save(root / "B" / f"img{i}.bmp")
+    return root
+
+
+def _train(tmp_path, task, steps, **kw):
+    options = RunOptions(out=tmp_path / "p2p.safetensors", steps=steps, log_every=1, checkpoint_every=steps,
+                         preview_every=steps, progress=False, **kw)
+    return Trainer(task, options).run()
+
+
+def _metric_rows(tmp_path):
+    return [json.loads(x) for x in (tmp_path / "p2p.metrics.jsonl").read_text().splitlines()]
+
+
+# -- data ------------------------------------------------------------------------------------------
+
+
+def test_side_by_side_files_split_into_left_a_and_right_b(side_by_side):
+    data = load_pairs(side_by_side)
+    assert data.kind == "side_by_side" and len(data) == 4 and data.names[0] == "ab0"
+    a, b = data.a[0].float(), data.b[0].float()
+    assert a.shape == b.shape == (3, 130, 140)
+    assert torch.allclose(a + b, torch.full_like(a, 255.0), atol=1.0)  # B is 1 - A, to the uint8 rounding
+    flipped = load_pairs(side_by_side, direction="BtoA")
+    assert torch.equal(flipped.a[0], data.b[0]) and torch.equal(flipped.b[0], data.a[0])
+
+
+def test_two_folders_pair_by_name_whatever_the_suffix(two_folders):
+    data = load_pairs(two_folders)
+    assert data.kind == "folders" and data.names == ["img0", "img1", "img2"]
+    for a, b in zip(data.a, data.b, strict=True):
+        assert torch.allclose(a.float() + b.float(), torch.full(a.shape, 255.0), atol=1.0)
+
+
+def test_two_folders_with_mismatched_names_is_a_clear_error(two_folders):
+    (two_folders / "B" / "img2.bmp").rename(two_folders / "B" / "other.bmp")
+    with pytest.raises(ValueError, match=r"only in A: \['img2'\].*only in B: \['other'\]"):
+        load_pairs(two_folders)
+
+
+def test_pairs_of_different_sizes_are_refused(two_folders):
+    _save(_gradient(64, 64, 0), two_folders / "B" / "img1.bmp")
+    with pytest.raises(ValueError, match="'img1': A is 132x130 px but B is 64x64 px"):
+        load_pairs(two_folders)
+
+
+def test_holdout_sets_pairs_aside_by_name(side_by_side):
+    full = load_pairs(side_by_side)
+    part = load_pairs(side_by_side, holdout=0.5)
+    assert len(part) + len(part.held_out) == len(full)
+    assert set(part.names).isdisjoint(part.held_out)
+
+
+def test_paired_crops_take_the_same_window_from_a_and_b(side_by_side):
+    data = load_pairs(side_by_side)
+    stacked = [torch.cat([a, b]) for a, b in zip(data.a, data.b, strict=True)]
+    ab = paired_crops(stacked, 6, 64, torch.Generator().manual_seed(3))
+    assert ab.shape == (6, 6, 64, 64)
+    assert torch.allclose(ab[:, :3] + ab[:, 3:], torch.ones(6, 3, 64, 64), atol=2 / 255)
+
+
+def test_synthetic_colorize_input_is_the_luma_in_three_channels():
+    image = torch.rand(2, 3, 8, 9)
+    a = pairs.make_input("colorize", image)
+    expected = 0.299 * image[:, 0] + 0.587 * image[:, 1] + 0.114 * image[:, 2]
+    assert a.shape == image.shape and torch.allclose(a[:, 0], expected, atol=1e-6)
+    assert torch.equal(a[:, 0], a[:, 1]) and torch.equal(a[:, 1], a[:, 2])
+    with pytest.raises(ValueError, match="unknown synthetic pair kind 'sketch'"):
+        pairs.make_input("sketch", image)
+
+
+def test_synthetic_edges_are_dark_lines_on_white():
+    image = torch.zeros(1, 3, 32, 32)
+    image[..., 16:] = 1.0  # one vertical step edge between columns 15 and 16
+    a = pairs.edge_map(image)
+    assert a.shape == (1, 3, 32, 32) and float(a.min()) >= 0 and float(a.max()) <= 1
+    assert float(a[0, 0, :, 15:17].max()) < 0.05  # the edge is black
+    assert float(a[0, 0, :, :8].min()) > 0.999 and float(a[0, 0, :, 24:].min()) > 0.999  # flat areas are white
+
+
+def test_fold_grey_input_keeps_grey_results_and_greys_colour_input():
+    torch.manual_seed(0)
+    net = UnetGenerator(UnetGeneratorConfig(ngf=4, num_downs=5, norm="instance", use_dropout=False)).eval()
+    folded = pairs.fold_grey_input(net).eval()
+    colour = torch.rand(1, 3, 32, 32) * 2 - 1
+    grey = pairs.grey(colour * 0.5 + 0.5) * 2 - 1
+    with torch.no_grad():
+        assert torch.allclose(folded(grey), net(grey), atol=1e-5)  # same function on grey inputs
+        assert torch.allclose(folded(colour), net(grey), atol=1e-5)  # colour is seen as its luma
+        assert not torch.allclose(net(colour), net(grey), atol=1e-3)  # the unfolded net does see colour
+
+
+# -- training ----------------------------------------------------------------------------------------
+
+
+def test_colorize_run_has_finite_losses_and_exports_a_translator(tmp_path, photos):
+    data = load_synthetic(photos, "colorize")
+    out = _train(tmp_path, Pix2PixTask(Pix2PixSettings(**TINY, norm="instance"), data), steps=3)
+    rows = _metric_rows(tmp_path)
+    assert [r["step"] for r in rows] == [1, 2, 3]
+    for r in rows:
+        assert all(torch.isfinite(torch.tensor(r[k])) for k in ("loss_d", "adv", "l1")) and r["l1"] > 0
+    loaded = weights.load(out)
+    assert loaded.task == "translate" and loaded.arch == "pix2pix_unet"
+    assert loaded.config == generator_config("unet_128", ngf=8, norm="instance", dropout=True)
+    assert loaded.provenance["task_settings"]["grey_input_folded"] is True
+    image = torch.rand(1, 3, 70, 90)
+    result = translate.translate(loaded, image)
+    assert result.shape == (1, 3, 70, 90) and 0 <= float(result.min()) and float(result.max()) <= 1
+    assert torch.allclose(result, translate.translate(loaded, pairs.grey(image)), atol=1e-5)
+
+
+def test_paired_run_learns_and_exports_unfolded(tmp_path, side_by_side):
+    settings = Pix2PixSettings(**{**TINY, "batch_size": 1}, lr=2e-3)
+    out = _train(tmp_path, Pix2PixTask(settings, load_pairs(side_by_side)), steps=4)
+    rows = _metric_rows(tmp_path)
+    assert len(rows) == 4 and all(r["l1"] == r["l1"] for r in rows)
+    loaded = weights.load(out)
+    assert loaded.provenance["task_settings"]["grey_input_folded"] is False
+    assert loaded.provenance["task_settings"]["data"]["kind"] == "side_by_side"
+    first = next(m for m in loaded.module.modules() if isinstance(m, torch.nn.Conv2d))
+    assert not torch.allclose(first.weight[:, 0], first.weight[:, 1])  # an ordinary first conv
+
+
+def test_resume_is_exact(tmp_path, side_by_side):
+    settings = Pix2PixSettings(**TINY)
+    data = load_pairs(side_by_side)
+    straight = weights.load(_train(tmp_path / "a", Pix2PixTask(settings, data), steps=4))
+    _train(tmp_path / "b", Pix2PixTask(settings, data), steps=4, stop_at=2)
+    resumed = weights.load(_train(tmp_path / "b", Pix2PixTask(settings, data), steps=4, resume=True))
+    for k, v in straight.module.state_dict().items():
+        assert torch.equal(v, resumed.module.state_dict()[k]), k
+
+
+@pytest.mark.parametrize(
+    "kw, match",
+    [
+        (dict(net_g="unet_512"), "netG must be one of"),
+        (dict(net_g="unet_256", crop=128), "multiples of 256"),
+        (dict(net_g="resnet_9blocks", crop=30), "multiples of 4"),
+        (dict(lambda_l1=-1), "lambda_l1"),
+        (dict(norm="group"), "norm must be one of"),
+    ],
+)
+def test_bad_settings_are_clear(kw, match):
+    with pytest.raises(ValueError, match=match):
+        Pix2PixSettings(**kw)
+
+
+def test_cli_trains_from_two_folders_and_the_loader_opens_it(tmp_path, two_folders, capsys):
+    out = tmp_path / "cli.safetensors"
+    code = train_cli(["pix2pix", "--data", str(two_folders), "--netG", "resnet_6blocks", "--ngf", "4", "--ndf", "4",
+                      "--crop", "32", "--steps", "2", "--out", str(out), "--no-progress", "--norm", "instance"])
+    assert code == 0 and f"wrote {out}" in capsys.readouterr().out
+    loaded = weights.load(out)
+    assert loaded.arch == "pix2pix_resnet" and loaded.config.n_blocks == 6 and loaded.config.use_dropout is True
+    assert loaded.provenance["run_options"]["decay_from"] == 0.5
+
+
+def test_cli_reports_mismatched_folders(tmp_path, two_folders, capsys):
+    (two_folders / "A" / "img0.png").unlink()
+    code = train_cli(["pix2pix", "--data", str(two_folders), "--steps", "1", "--out", str(tmp_path / "x.safetensors")])
+    assert code == 2 and "only in B: ['img0']" in capsys.readouterr().err
+
+
+# -- scoring -----------------------------------------------------------------------------------------
+
+
+def test_evaluate_translation_scores_methods_against_the_photo(photos):
+    images = load_synthetic(photos, "colorize").b
+
+    def oracle(a):  # knows the answer: the photo whose luma `a` is
+        for image in images:
+            b = evaluate_translate.prepare_image(image, 64)
+            if torch.allclose(pairs.grey(b), a):
+                return b
+        raise AssertionError("unknown input")
+
+    rows = evaluate_translate.evaluate_translation(
+        {"oracle": oracle, "input": evaluate_translate.input_baseline}, images, "colorize", size=64
+    )
+    by_name = {r.method: r for r in rows}
+    assert by_name["oracle"].psnr == float("inf") and by_name["oracle"].ssim == pytest.approx(1.0)
+    grey_psnr = by_name["input"].per_image["psnr"]
+    assert len(grey_psnr) == 6 and 5 < min(grey_psnr) < 60
+    assert "| input | 6 |" in evaluate_translate.format_table(rows)
+    assert json.dumps([r.to_dict() for r in rows])  # JSON-able, inf included
+
+
+def test_evaluate_translate_cli_prints_the_table(tmp_path, photos, capsys):
+    data = load_synthetic(photos, "colorize")
+    out = _train(tmp_path, Pix2PixTask(Pix2PixSettings(**TINY, norm="instance"), data), steps=1)
+    code = train_cli(["evaluate-translate", "--data", str(photos), "--holdout", "0", "--model", str(out),
+                      "--size", "64", "--json", str(tmp_path / "scores.json")])
+    assert code == 0
+    text = capsys.readouterr().out
+    assert "| p2p | 6 |" in text and "| input | 6 |" in text
+    report = json.loads((tmp_path / "scores.json").read_text())
+    assert [r["method"] for r in report["rows"]] == ["p2p", "input"]
