@@ -268,7 +268,8 @@ ENHANCE = DegradeConfig(**_colour_fields(1.0))
 
 #: Fixed degradations for evaluation (only the noise depends on the seed): Gaussian colour noise of
 #: sigma 15 and 25 (0..255), isotropic blur sigma 1.5 then noise sigma 5, JPEG quality 20, and one
-#: stop under (values halved, gamma 1.2: a dark, slightly crushed exposure).
+#: stop under (values halved, gamma 1.2: a dark, slightly crushed exposure), and low contrast
+#: (contrast 60 %, saturation 80 %: a flat, hazy look).
 FIXED: dict[str, DegradeConfig] = {
     "noise15": DegradeConfig(noise_probability=1.0, noise_sigma=(15.0, 15.0), poisson_probability=0.0,
                              grey_noise_probability=0.0),
@@ -279,6 +280,7 @@ FIXED: dict[str, DegradeConfig] = {
                                     grey_noise_probability=0.0),
     "jpeg20": DegradeConfig(jpeg_probability=1.0, jpeg_quality=(20, 20)),
     "underexposed": DegradeConfig(colour_probability=1.0, exposure_gain=(0.5, 0.5), gamma=(1.2, 1.2)),
+    "lowcontrast": DegradeConfig(colour_probability=1.0, contrast=(0.6, 0.6), saturation=(0.8, 0.8)),
 }
 
 

@@ -207,7 +207,7 @@ def test_restore_preset_degrades_and_stays_photo_like():
 
 
 def test_fixed_degradations_are_reproducible_and_named_as_documented():
-    assert list(dg.FIXED) == ["noise15", "noise25", "blur1.5+noise5", "jpeg20", "underexposed"]
+    assert list(dg.FIXED) == ["noise15", "noise25", "blur1.5+noise5", "jpeg20", "underexposed", "lowcontrast"]
     image = _photo()
     for name in dg.FIXED:
         a = dg.apply_fixed(image, name)

@@ -8,9 +8,23 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import adain, convert, cyclegan, enhance, evaluate, evaluate_translate, inpaint, photos, pix2pix, style
+from . import (
+    adain,
+    convert,
+    cyclegan,
+    enhance,
+    evaluate,
+    evaluate_enhance,
+    evaluate_translate,
+    inpaint,
+    photos,
+    pix2pix,
+    style,
+)
 
-COMMANDS = (inpaint, enhance, evaluate, photos, convert, style, adain, pix2pix, cyclegan, evaluate_translate)
+COMMANDS = (
+    inpaint, enhance, evaluate, evaluate_enhance, photos, convert, style, adain, pix2pix, cyclegan, evaluate_translate,
+)
 
 
 def add_run_options(parser: argparse.ArgumentParser, *, steps: int, checkpoint_every: int = 500) -> None:

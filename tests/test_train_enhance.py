@@ -1,0 +1,137 @@
+"""Training and scoring the enhance model: it learns, exports what the node loads, reads real pairs, and the
+evaluation table compares it honestly with the degraded input and the classical methods."""
+
+import dataclasses
+import json
+
+import pytest
+import torch
+from PIL import Image
+
+from models import degrade, evaluate_enhance, metrics, weights
+from models.archs.enhance import EnhanceConfig
+from models.enhance import enhance
+from models.train.data import load_images, load_pairs
+from models.train.engine import RunOptions, Trainer
+from models.train.enhance import EnhanceSettings, EnhanceTask
+from nodes.train.cli import main as train_cli
+from nodes.train.enhance import degradation_config
+
+pytestmark = pytest.mark.unit
+
+TINY = EnhanceConfig(base_channels=8, levels=1, blocks=1, context_size=16)
+NOISE = degrade.DegradeConfig(noise_probability=1.0, noise_sigma=(20.0, 20.0), poisson_probability=0.0,
+                              grey_noise_probability=0.0)
+
+
+def _gradient(h, w, i):
+    y, x = torch.meshgrid(torch.linspace(0, 1, h), torch.linspace(0, 1, w), indexing="ij")
+    return torch.stack([x, y, (x + y) / 2 * ((i + 1) / 6)])
+
+
+def _save(t, path):
+    Image.fromarray((t.permute(1, 2, 0) * 255).round().byte().numpy()).save(path)
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    """Smooth gradients: noise on them is easy to remove, so a few dozen steps must show learning."""
+    root = tmp_path_factory.mktemp("photos")
+    for i in range(6):
+        _save(_gradient(64, 80, i), root / f"g{i}.png")
+    return root
+
+
+def _train(tmp_path, settings, data, steps):
+    options = RunOptions(out=tmp_path / "en.safetensors", steps=steps, log_every=1, checkpoint_every=steps,
+                         preview_every=steps, progress=False)
+    return Trainer(EnhanceTask(settings, data), options).run()
+
+
+def test_a_short_run_learns_to_denoise_and_exports_a_loadable_model(tmp_path, photos):
+    settings = EnhanceSettings(degradation=NOISE, net=TINY, batch_size=4, crop=32, lr=3e-3, discriminator_width=4)
+    out = _train(tmp_path, settings, load_images(photos, min_side=16), steps=60)
+    rows = [json.loads(x) for x in (tmp_path / "en.metrics.jsonl").read_text().splitlines()]
+    late = rows[-10:]
+    assert sum(r["l1"] for r in late) < 0.7 * sum(r["l1_input"] for r in late)  # better than the noisy input
+    loaded = weights.load(out)
+    assert loaded.arch == "enhance_unet" and loaded.task == "enhance" and loaded.config == TINY
+    clean = _gradient(64, 80, 2)[None]
+    noisy = degrade.degrade(clean, NOISE, seed=5)
+    restored = enhance(loaded, noisy)
+    assert float(metrics.psnr(restored, clean)) > float(metrics.psnr(noisy, clean)) + 2.0
+    assert (tmp_path / "en.previews" / "step_0000060.png").is_file()
+
+
+def test_real_pairs_from_two_folders_and_side_by_side_images(tmp_path):
+    a_dir, b_dir, sbs = tmp_path / "A", tmp_path / "B", tmp_path / "AB"
+    for d in (a_dir, b_dir, sbs):
+        d.mkdir()
+    for i in range(3):
+        clean = _gradient(48, 40, i)
+        dark = clean * 0.5
+        _save(dark, a_dir / f"p{i}.png")
+        _save(clean, b_dir / f"p{i}.png")
+        _save(torch.cat([dark, clean], dim=2), sbs / f"p{i}.png")
+    folders = load_pairs(a_dir, b_dir, min_side=32)
+    side = load_pairs(sbs, min_side=32)
+    assert len(folders) == len(side) == 3
+    assert folders.images[0].shape == (6, 48, 40)
+    assert torch.equal(folders.images[1], side.images[1])
+    settings = EnhanceSettings(degradation=None, net=TINY, batch_size=2, crop=32, discriminator_width=4)
+    batch = EnhanceTask(settings, folders).make_batch(torch.Generator().manual_seed(0))
+    x, target = (batch["input"] + 1) / 2, (batch["target"] + 1) / 2
+    assert torch.allclose(x, target * 0.5, atol=2 / 255)  # input and target are cropped at the same place
+    (b_dir / "p0.png").unlink()
+    with pytest.raises(ValueError, match="same file names"):
+        load_pairs(a_dir, b_dir, min_side=32)
+    with pytest.raises(ValueError, match="real pairs need degradation=None"):
+        EnhanceTask(dataclasses.replace(settings, degradation=NOISE), side)
+
+
+def test_degradation_overrides_parse_ranges_and_refuse_unknown_fields():
+    config = degradation_config("restore", ["noise_sigma=5,50", "jpeg_probability=0", "resize_modes=area"])
+    assert config.noise_sigma == (5.0, 50.0) and config.jpeg_probability == 0.0 and config.resize_modes == ("area",)
+    assert config.blur_probability == degrade.RESTORE.blur_probability
+    both = degradation_config("both", [])
+    assert both.colour_probability == degrade.ENHANCE.colour_probability and both.noise_probability > 0
+    with pytest.raises(ValueError, match="FIELD one of"):
+        degradation_config("restore", ["sharpness=3"])
+    with pytest.raises(ValueError, match="noise_sigma"):
+        degradation_config("restore", ["noise_sigma=80,90"])
+
+
+def test_cli_trains_with_a_preset_and_reports_bad_options(tmp_path, photos, capsys):
+    out = tmp_path / "cli.safetensors"
+    code = train_cli(["enhance", "--data", str(photos), "--out", str(out), "--steps", "2", "--crop", "32",
+                      "--batch-size", "2", "--base-channels", "8", "--levels", "1", "--blocks", "1",
+                      "--preset", "enhance", "--no-progress"])
+    assert code == 0 and weights.load(out).provenance["task_settings"]["settings"]["degradation"]["colour_probability"]
+    assert train_cli(["enhance", "--data", str(photos), "--out", str(out), "--degrade", "nope=1"]) == 2
+    assert "FIELD one of" in capsys.readouterr().err
+
+
+def test_evaluation_rows_compare_with_the_input_and_tune_the_classical_methods_by_oracle(photos):
+    images = load_images(photos, min_side=16).images[:3]
+    identity = {"identity": lambda x: x}
+    darker = {"a": lambda x: x * 0.9, "b": lambda x: x * 0.5}
+    rows = evaluate_enhance.evaluate_restoration(identity, images, degradations=("noise15", "underexposed"),
+                                                 size=48, classical={"scale": darker})
+    by = {(r.degradation, r.method): r for r in rows}
+    assert set(by) == {(d, m) for d in ("noise15", "underexposed") for m in ("degraded input", "identity", "scale")}
+    assert by["noise15", "identity"].psnr == pytest.approx(by["noise15", "degraded input"].psnr)
+    assert by["noise15", "scale"].parameter == "a"  # x 0.9 hurts less than x 0.5
+    noisy = degrade.apply_fixed(evaluate_enhance.prepare_image(images[0], 48), "noise15", seed=0)
+    assert by["noise15", "degraded input"].psnr < 30 and torch.isfinite(noisy).all()
+    table = evaluate_enhance.format_table(rows)
+    assert table.count("\n") == len(rows) + 1 and "**" in table
+    with pytest.raises(ValueError, match="unknown degradations"):
+        evaluate_enhance.evaluate_restoration(identity, images, degradations=("fog",))
+
+
+def test_auto_contrast_stretches_each_channel_to_the_full_range():
+    image = torch.rand(1, 3, 32, 32) * 0.4 + 0.3
+    out = evaluate_enhance.auto_contrast(image, 0.0, 1.0)
+    for c in range(3):
+        assert float(out[0, c].min()) == pytest.approx(0.0, abs=1e-6)
+        assert float(out[0, c].max()) == pytest.approx(1.0, abs=1e-6)
