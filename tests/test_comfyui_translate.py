@@ -7,14 +7,16 @@ import pytest
 import torch
 from PIL import Image
 
-from models import weights
+from models import pairs, translate, weights
 from models.archs.context_encoder import AnyMaskConfig, AnyMaskContextEncoder
+from models.archs.pix2pix import UnetGenerator, UnetGeneratorConfig
 from nodes.harness.client import ExecutionFailed
 
 pytestmark = pytest.mark.integration
 
 FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "checkpoints"
 needs_fixtures = pytest.mark.skipif(not FIXTURES.is_dir(), reason="reference fixtures not present")
+RANDOM_UNET = "translate_random_unet64.safetensors"
 
 
 @pytest.fixture(scope="module")
@@ -30,6 +32,9 @@ def server(comfy, repo_root):
     torch.manual_seed(0)
     weights.save(AnyMaskContextEncoder(config), folder / "translate_not_a_translator.safetensors",
                  "context_encoder_anymask", config, "inpaint")
+    unet = UnetGeneratorConfig(ngf=4, num_downs=6, norm="instance", use_dropout=True)
+    weights.save(pairs.fold_grey_input(UnetGenerator(unet)), folder / RANDOM_UNET, "pix2pix_unet", unet, "translate",
+                 {"made_by": "tests: random weights, grey input folded"})
     return comfy
 
 
@@ -81,3 +86,16 @@ def test_an_inpaint_model_is_refused_naming_the_task(server, tmp_path):
     expected = "GAN Image to Image needs a model for the 'translate' task.*context_encoder_anymask model for 'inpaint'"
     with pytest.raises(ExecutionFailed, match=expected):
         _run(server, _graph("translate_not_a_translator.safetensors"), tmp_path)
+
+
+def test_a_model_file_of_ours_gives_what_the_core_gives(server, tmp_path, repo_root):
+    """A random-weight U-Net written by weights.save: ComfyUI's result is the core's, to 8-bit rounding."""
+    (out,) = _run(server, _graph(RANDOM_UNET), tmp_path)
+    photo = np.array(Image.open(repo_root / "workflows" / "inputs" / "chelsea.jpg").convert("RGB"))
+    image = torch.from_numpy(photo).permute(2, 0, 1)[None].float() / 255
+    model = weights.load(server.server.base_dir / "models" / "gan_edit" / RANDOM_UNET)
+    expected = (translate.translate(model, image)[0].permute(1, 2, 0).numpy() * 255).astype(np.uint8)
+    assert out.shape == (300, 451, 3) and out.std() > 1.0
+    assert np.abs(out.astype(int) - expected).max() <= 1
+    grey = translate.translate(model, pairs.grey(image))  # the folded first layer sees the luma only
+    assert np.abs(out.astype(int) - (grey[0].permute(1, 2, 0).numpy() * 255).astype(np.uint8)).max() <= 1
