@@ -78,7 +78,7 @@ def test_node_is_registered_with_description_and_tooltips(comfy):
         assert len(spec) > 1 and spec[1].get("tooltip"), f"{name} has no tooltip"
     presets = inputs["preset"][1]["options"] if isinstance(inputs["preset"][0], str) else inputs["preset"][0]
     assert presets == ["restore", "enhance", "custom", "noise15", "noise25", "blur1.5+noise5", "jpeg20",
-                       "underexposed"]
+                       "underexposed", "lowcontrast"]
     assert inputs["seed"][1].get("control_after_generate")
     assert schema["output_name"] == ["image"]
 
