@@ -181,3 +181,11 @@ def test_tiny_images_are_mirrored_up_to_the_size_step():
     image = torch.rand(1, 3, 5, 7)
     out = en.enhance(model, image)
     assert out.shape == image.shape and torch.isfinite(out).all()
+
+
+def test_bfloat16_inference_stays_close_to_float32():
+    model = _model()
+    image = _photo(h=64, w=96)
+    a = en.enhance(model, image)
+    b = en.enhance(model, image, dtype=torch.bfloat16)
+    assert b.dtype == torch.float32 and float((a - b).abs().mean()) < 3e-3

@@ -102,7 +102,9 @@ class ContextEncoder(nn.Module):
             nn.init.zeros_(head.bias)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        thumb = F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False, antialias=True)
+        # antialiased resizing has no bf16 kernel on CPU: resize in float32, continue in the input's dtype
+        thumb = F.interpolate(x.float(), size=(self.size, self.size), mode="bilinear", align_corners=False,
+                              antialias=True).to(x.dtype)
         pooled = self.features(thumb).mean(dim=(2, 3))
         stats = torch.cat([pooled, thumb.mean(dim=(2, 3)), thumb.std(dim=(2, 3))], dim=1)
         c = x.shape[1]
