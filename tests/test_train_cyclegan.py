@@ -1,6 +1,10 @@
 """CycleGAN training: the image pool, tiny runs, both exports, and exact resume including the pools."""
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -14,6 +18,7 @@ from nodes.train.cli import main as train_cli
 
 pytestmark = pytest.mark.unit
 
+REPO = Path(__file__).resolve().parents[1]
 TINY = CycleGANSettings(net_g="unet_128", ngf=8, ndf=8, crop=128, batch_size=2, pool_size=3)
 
 
@@ -143,3 +148,21 @@ def test_cli_no_out_b_writes_only_g_a(tmp_path, domains):
                       "--ngf", "4", "--ndf", "4", "--crop", "32", "--steps", "1", "--out", str(out), "--no-progress",
                       "--no-out-b"])
     assert code == 0 and out.is_file() and not (tmp_path / "only_BtoA.safetensors").exists()
+
+
+def test_two_cpu_ranks_keep_their_own_pools_and_resume(tmp_path, domains):
+    out = tmp_path / "ddp.safetensors"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "nodes.train", "cyclegan", "--data-a", str(domains[0]), "--data-b", str(domains[1]), "--out", str(out),
+           "--steps", "3", "--checkpoint-every", "1", "--netG", "resnet_6blocks", "--ngf", "4", "--ndf", "4",
+           "--crop", "32", "--pool-size", "2", "--no-progress", "--threads", "1"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    first = subprocess.run([*cmd, "--stop-at", "2"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr[-3000:]
+    pools = torch.load(tmp_path / "ddp.ckpt.pt", weights_only=True)["task"]
+    assert len(pools) == 2  # one state per rank: each rank saw its own fakes
+    assert not torch.equal(pools[0]["pool_a"]["images"], pools[1]["pool_a"]["images"])
+    second = subprocess.run([*cmd, "--resume"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "resumed from" in second.stderr and "step 3: all 2 ranks agree" in second.stderr
+    assert weights.load(tmp_path / "ddp_BtoA.safetensors").provenance["world_size"] == 2

@@ -11,7 +11,8 @@ The discriminators see fakes drawn from an image pool of the last `pool_size` (5
 (Shrivastava et al. 2017): once the pool is full, each new fake is either shown as is or swapped for
 a random stored one (probability 1/2 each). The pools are part of the training state: the engine
 checkpoints them (`Task.state_dict`), so a resumed run continues exactly. The pool's coin flips come
-from torch's global RNG, which the checkpoint carries too.
+from torch's global RNG, which the checkpoint carries too. Under torchrun each rank keeps its own pools
+(of its own fakes) and the checkpoint holds one state per rank.
 
 Adam 2e-4, beta1 0.5; one optimizer over both generators and one over both discriminators, like the
 reference. Crops: each item of A and of B is an independent random square crop (side log-uniform
