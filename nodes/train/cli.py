@@ -12,8 +12,10 @@ from . import (
     adain,
     convert,
     cyclegan,
+    edit,
     enhance,
     evaluate,
+    evaluate_edit,
     evaluate_enhance,
     evaluate_translate,
     inpaint,
@@ -24,6 +26,7 @@ from . import (
 
 COMMANDS = (
     inpaint, enhance, evaluate, evaluate_enhance, photos, convert, style, adain, pix2pix, cyclegan, evaluate_translate,
+    edit, evaluate_edit,
 )
 
 
