@@ -13,7 +13,10 @@ from __future__ import annotations
 import itertools
 import math
 import pickle
+import re
 import struct
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -396,7 +399,8 @@ def server(comfy, repo_root, tmp_path_factory):
     rgb.resize((8, 8), Image.Resampling.BICUBIC).save(pics / "faults_8x8.png")
     for path in sorted(pics.iterdir()):
         comfy.client.upload_image(path)
-    comfy.client.upload_image(repo_root / "workflows" / "inputs" / "coffee.jpg")
+    for path in sorted((repo_root / "workflows" / "inputs").glob("*.jpg")):  # the shipped workflows' photos
+        comfy.client.upload_image(path)
 
     folder = comfy.server.base_dir / "models" / "gan_edit"
     folder.mkdir(parents=True, exist_ok=True)
@@ -584,4 +588,47 @@ def test_interrupt_stops_a_long_node_quickly_and_the_server_carries_on(server, t
     assert entry["status"]["status_str"] == "error" and not entry["status"]["completed"]
     assert _execution_seconds(entry) < 0.25 * expected, (_execution_seconds(entry), expected)
     assert latency < 2.0, f"{latency:.2f} s from POST /interrupt to the history entry"
+    assert_server_runs_a_good_prompt(server, tmp_path)
+
+
+# -- the headless command: python3 -m nodes.harness run ----------------------------------------------------------
+def _harness_run(server, *args: str) -> subprocess.CompletedProcess:
+    workflow = str(Path(__file__).resolve().parents[1] / "workflows" / "api" / "inpaint.json")
+    command = [sys.executable, "-m", "nodes.harness", "run", workflow, "--server", server.server.url, *args]
+    return subprocess.run(command, cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True,
+                          timeout=300)  # fmt: skip
+
+
+def test_run_command_overrides_inputs_by_node_title(server, tmp_path):
+    photo_file = tmp_path / "run_photo.png"
+    Image.new("RGB", (80, 56), (200, 120, 40)).save(photo_file)
+    done = _harness_run(server, "--upload", str(photo_file), "--set", "Photo.image=run_photo.png",
+                        "--set", "Inpaint model.model_name=faults_inpaint.safetensors", "--set", "Strokes.seed=99",
+                        "--out", str(tmp_path / "out"))  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    written = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert written == ["inpaint_10_0.png", "inpaint_5_0.png", "inpaint_6_0.png", "inpaint_9_0.png"]
+    for name in written:  # every output has the size of the photo given by title, not the workflow's 451x300
+        with Image.open(tmp_path / "out" / name) as im:
+            assert im.size == (80, 56), (name, im.size)
+    assert "inpaint.json: done in" in done.stdout and "wrote 4 file(s) to" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("Inpaint model.model_name=faults_discriminator.safetensors",  # either inpaint node may run first
+         r"error: node [48] \(GanEditInpaint\) failed: ValueError: GAN Inpaint needs a model for the 'inpaint' task"),
+        ("Strokes.brush_min=0", r'node 2 "Strokes" \(GanEditStrokeMask\):\n    - value_smaller_than_min'),
+        ("Stroke.seed=1", r"error: no node with id or title 'Stroke'; the workflow has: 1 \"Photo\""),
+        ("Strokes.sead=1", r"error: node 2 \(GanEditStrokeMask\) has no input 'sead'"),
+    ],
+    ids=["node_error", "validation", "unknown_title", "unknown_input"],
+)
+def test_run_command_exits_non_zero_with_a_readable_message(server, override, message, tmp_path):
+    done = _harness_run(server, "--set", override, "--out", str(tmp_path / "out"))
+    assert done.returncode == 1
+    assert re.search(message, done.stdout), done.stdout
+    assert "Traceback" not in done.stdout + done.stderr
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
     assert_server_runs_a_good_prompt(server, tmp_path)
