@@ -71,8 +71,7 @@ def _run_padded(module: nn.Module, x: Tensor, context: Any, multiple: int, dtype
         rows = layout.reflect_indices(0, ph, h, x.device)
         cols = layout.reflect_indices(0, pw, w, x.device)
         x = x.index_select(-2, rows).index_select(-1, cols)
-    ctx = None if context is None else tuple(t.to(dtype) for t in context)
-    return module(x.to(dtype), ctx).float()[..., :h, :w]
+    return module(x.to(dtype), context).float()[..., :h, :w]
 
 
 def _enhance_item(

@@ -24,7 +24,7 @@ def server(comfy, repo_root):
     folder.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
     net = EnhanceNet(TINY)
-    for head in (net.tail, net.context.colour, net.context.film):
+    for head in (net.tail, net.context.colour, net.context.film, net.context.curve):
         nn.init.normal_(head.weight, std=0.05)
         nn.init.normal_(head.bias, std=0.02)
     weights.save(net, folder / "tiny_enhance.safetensors", ARCHITECTURE.id, TINY, "enhance", {"made_by": "test"})

@@ -17,7 +17,8 @@ def _model(config: EnhanceConfig | None = None, *, trained_like: bool = True, se
     torch.manual_seed(seed)
     module = EnhanceNet(config).eval()
     if trained_like:
-        for head in [module.tail] + ([module.context.colour, module.context.film] if module.context else []):
+        heads = [module.context.colour, module.context.film, module.context.curve] if module.context else []
+        for head in [module.tail, *(h for h in heads if h is not None)]:
             nn.init.normal_(head.weight, std=0.05)
             nn.init.normal_(head.bias, std=0.02)
     return LoadedModel(module=module, arch=ARCHITECTURE.id, config=config, task="enhance")
@@ -51,7 +52,7 @@ def test_the_context_branch_is_global_a_tile_gets_the_whole_images_correction():
         with_own = net(crop)
         with_whole = net(crop, whole)
     assert not torch.allclose(with_own, with_whole, atol=1e-4)  # the context changes the result
-    assert torch.allclose(net.global_context(x)[0], whole[0])  # and it is deterministic
+    assert torch.allclose(net.global_context(x).matrix, whole.matrix)  # and it is deterministic
 
 
 def test_tiled_result_matches_one_pass_within_tolerance():
@@ -189,3 +190,16 @@ def test_bfloat16_inference_stays_close_to_float32():
     a = en.enhance(model, image)
     b = en.enhance(model, image, dtype=torch.bfloat16)
     assert b.dtype == torch.float32 and float((a - b).abs().mean()) < 3e-3
+
+
+def test_tone_curve_starts_straight_is_monotone_and_can_brighten_shadows():
+    from models.archs.enhance import apply_curve
+
+    x = torch.linspace(-1, 1, 101).view(1, 1, 1, 101).expand(1, 3, 1, 101)
+    flat = torch.full((1, 3, 8), 1 / 8)
+    assert torch.allclose(apply_curve(x, flat), x, atol=1e-6)
+    lifted = torch.tensor([0.3, 0.2, 0.15, 0.1, 0.1, 0.05, 0.05, 0.05]).expand(1, 3, 8)
+    y = apply_curve(x, lifted)
+    assert bool((y[..., 1:] >= y[..., :-1]).all())
+    assert float(y[0, 0, 0, 25]) > float(x[0, 0, 0, 25]) + 0.3  # a quarter of the way up maps far higher
+    assert float(y[0, 0, 0, 0]) == pytest.approx(-1.0) and float(y[0, 0, 0, -1]) == pytest.approx(1.0)

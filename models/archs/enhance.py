@@ -12,10 +12,11 @@ Why this shape:
   normalisation layers: a tile must not see statistics of its own, or tiles would disagree.
 * **Global context from a thumbnail.** Exposure, contrast and colour casts are properties of the
   whole picture, not of a tile. A small encoder looks at the image resized to `context_size` and
-  yields (a) a 3x3 colour matrix and offset applied to the input (starting at the identity) and
-  (b) FiLM scales and shifts for the bottleneck. Large images are processed in tiles
-  (`models.enhance`), and every tile gets the context of the whole image, so tiling does not change
-  the global correction.
+  yields (a) a monotone tone curve per channel (`curve_knots` linear pieces; exposure and gamma are
+  curves, which no per-pixel linear map can express), (b) a 3x3 colour matrix and offset applied
+  after it, and (c) FiLM scales and shifts for the bottleneck; all start at the identity. Large
+  images are processed in tiles (`models.enhance`), and every tile gets the context of the whole
+  image, so tiling does not change the global correction.
 
 Values are in [-1, 1] (the task function converts); the output is not clamped here.
 """
@@ -39,6 +40,7 @@ class EnhanceConfig:
     blocks: int = 2  # residual blocks at the lowest resolution
     context: bool = True  # the global-context branch (colour matrix + FiLM)
     context_size: int = 128  # thumbnail side the context branch sees
+    curve_knots: int = 16  # pieces of the per-channel tone curve (0 = no curve)
 
     def __post_init__(self) -> None:
         if self.channels not in (1, 3):
@@ -50,6 +52,8 @@ class EnhanceConfig:
             )
         if self.context_size < 16:
             raise ValueError(f"context_size must be >= 16, got {self.context_size}")
+        if self.curve_knots < 0 or (self.curve_knots and not self.context):
+            raise ValueError(f"curve_knots must be >= 0 and needs context=True, got {self.curve_knots}")
 
     @property
     def size_multiple(self) -> int:
@@ -80,8 +84,36 @@ class ResBlock(nn.Module):
         return x + self.conv2(self.act(self.conv1(x)))
 
 
+@dataclass
+class Context:
+    """The whole image's corrections, computed once and given to every tile."""
+
+    matrix: Tensor  # [B, C, C]
+    offset: Tensor  # [B, C]
+    scale: Tensor  # [B, bottom channels]
+    shift: Tensor  # [B, bottom channels]
+    curve: Tensor | None  # [B, C, knots]: the increments of a monotone curve on [0, 1], summing to 1
+
+    def to(self, dtype: torch.dtype) -> Context:
+        curve = None if self.curve is None else self.curve.to(dtype)
+        return Context(self.matrix.to(dtype), self.offset.to(dtype), self.scale.to(dtype), self.shift.to(dtype), curve)
+
+
+def apply_curve(x: Tensor, increments: Tensor) -> Tensor:
+    """The piecewise-linear monotone curve with `increments` [B,C,K] applied to x [B,C,H,W] in [-1, 1]."""
+    b, c, h, w = x.shape
+    knots = increments.shape[-1]
+    start = torch.cumsum(increments, dim=-1) - increments  # curve value at the left end of each piece
+    position = ((x + 1) * 0.5).clamp(0, 1).reshape(b, c, h * w) * knots
+    index = position.floor().clamp(max=knots - 1)
+    frac = position - index
+    index = index.long()
+    y = start.gather(-1, index) + increments.gather(-1, index) * frac
+    return (y * 2 - 1).reshape(b, c, h, w)
+
+
 class ContextEncoder(nn.Module):
-    """Thumbnail -> (colour matrix [B,3,3], offset [B,3], FiLM scale and shift [B,C])."""
+    """Thumbnail -> `Context` (tone curve, colour matrix and offset, FiLM scale and shift)."""
 
     def __init__(self, config: EnhanceConfig) -> None:
         super().__init__()
@@ -97,11 +129,14 @@ class ContextEncoder(nn.Module):
         # pooled features + the thumbnail's own per-channel mean and std
         self.colour = nn.Linear(prev + 2 * c, c * c + c)
         self.film = nn.Linear(prev + 2 * c, 2 * config.bottom_channels)
-        for head in (self.colour, self.film):  # start as the identity: no colour change, FiLM scale 1 shift 0
-            nn.init.zeros_(head.weight)
-            nn.init.zeros_(head.bias)
+        self.curve = nn.Linear(prev + 2 * c, c * config.curve_knots) if config.curve_knots else None
+        # start as the identity: no colour change, FiLM scale 1 shift 0, equal curve increments (a straight line)
+        for head in (self.colour, self.film, self.curve):
+            if head is not None:
+                nn.init.zeros_(head.weight)
+                nn.init.zeros_(head.bias)
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    def forward(self, x: Tensor) -> Context:
         # antialiased resizing has no bf16 kernel on CPU: resize in float32, continue in the input's dtype
         thumb = F.interpolate(x.float(), size=(self.size, self.size), mode="bilinear", align_corners=False,
                               antialias=True).to(x.dtype)
@@ -112,7 +147,10 @@ class ContextEncoder(nn.Module):
         matrix = torch.eye(c, device=x.device, dtype=colour.dtype) + colour[:, : c * c].view(-1, c, c)
         offset = colour[:, c * c :]
         scale, shift = self.film(stats).chunk(2, dim=1)
-        return matrix, offset, 1 + scale, shift
+        curve = None
+        if self.curve is not None:
+            curve = torch.softmax(self.curve(stats).float().view(x.shape[0], c, -1), dim=-1).to(x.dtype)
+        return Context(matrix, offset, 1 + scale, shift, curve)
 
 
 class EnhanceNet(nn.Module):
@@ -137,11 +175,11 @@ class EnhanceNet(nn.Module):
         nn.init.zeros_(self.tail.bias)
         self.context = ContextEncoder(c) if c.context else None
 
-    def global_context(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor] | None:
+    def global_context(self, x: Tensor) -> Context | None:
         """The whole-image context; compute it once per image and pass it to every tile."""
         return self.context(x) if self.context is not None else None
 
-    def forward(self, x: Tensor, context: tuple[Tensor, Tensor, Tensor, Tensor] | None = None) -> Tensor:
+    def forward(self, x: Tensor, context: Context | None = None) -> Tensor:
         m = self.config.size_multiple
         if x.shape[-2] % m or x.shape[-1] % m:
             raise ValueError(f"EnhanceNet needs H and W to be multiples of {m}, got {tuple(x.shape[-2:])}")
@@ -149,15 +187,17 @@ class EnhanceNet(nn.Module):
             context = self.global_context(x)
         base = x
         if context is not None:
-            matrix, offset, scale, shift = context
-            base = torch.einsum("bij,bjhw->bihw", matrix.to(x.dtype), x) + offset.to(x.dtype)[:, :, None, None]
+            context = context.to(x.dtype)
+            if context.curve is not None:
+                base = apply_curve(base, context.curve)
+            base = torch.einsum("bij,bjhw->bihw", context.matrix, base) + context.offset[:, :, None, None]
         h = self.head(F.pixel_unshuffle(base, 2))
         skips = []
         for down in self.down:
             skips.append(h)
             h = down(h)
         if context is not None:
-            h = h * scale.to(h.dtype)[:, :, None, None] + shift.to(h.dtype)[:, :, None, None]
+            h = h * context.scale[:, :, None, None] + context.shift[:, :, None, None]
         h = self.bottom(h)
         for up, skip in zip(reversed(self.up), reversed(skips), strict=True):
             h = up(F.interpolate(h, scale_factor=2.0, mode="bilinear", align_corners=False)) + skip
@@ -172,6 +212,7 @@ ARCHITECTURE = Architecture(
     description="Residual U-Net restorer/enhancer with a global colour/FiLM context branch (this pack's own).",
     example_configs=(
         EnhanceConfig(base_channels=8, levels=1, blocks=1, context_size=32),
-        EnhanceConfig(base_channels=8, levels=2, blocks=0, context=False),
+        EnhanceConfig(base_channels=8, levels=2, blocks=0, context=False, curve_knots=0),
+        EnhanceConfig(base_channels=8, levels=1, blocks=1, context_size=32, curve_knots=0),
     ),
 )

@@ -47,7 +47,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     m.add_argument("--base-channels", type=int, default=32, help="generator width after the 2x2 unshuffle")
     m.add_argument("--levels", type=int, default=2, help="stride-2 levels of the U-Net")
     m.add_argument("--blocks", type=int, default=2, help="residual blocks at the lowest resolution")
-    m.add_argument("--no-context", action="store_true", help="drop the global colour/FiLM context branch")
+    m.add_argument("--no-context", action="store_true", help="drop the global curve/colour/FiLM context branch")
+    m.add_argument("--curve-knots", type=int, default=16, help="pieces of the global tone curve (0 = no curve)")
     m.add_argument("--discriminator-width", type=int, default=32)
     add_run_options(parser, steps=4000)
     parser.set_defaults(func=run)
@@ -96,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
     settings = EnhanceSettings(
         degradation=None if args.pairs else degradation_config(args.preset, args.degrade),
         net=EnhanceConfig(base_channels=args.base_channels, levels=args.levels, blocks=args.blocks,
-                          context=not args.no_context),
+                          context=not args.no_context, curve_knots=0 if args.no_context else args.curve_knots),
         batch_size=args.batch_size,
         crop=args.crop,
         zoom=not args.no_zoom,
