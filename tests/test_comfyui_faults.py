@@ -33,6 +33,7 @@ from torch import nn
 from models import weights
 from models.archs import adain
 from models.archs.context_encoder import AnyMaskConfig, AnyMaskContextEncoder
+from models.archs.edit import EditConfig, EditGenerator
 from models.archs.enhance import EnhanceConfig, EnhanceNet
 from models.archs.patchgan import PatchGAN, PatchGANConfig
 from models.archs.pix2pix import UnetGenerator, UnetGeneratorConfig
@@ -107,6 +108,7 @@ class Target:
     image_inputs: tuple[str, ...] = ("image",)  # every IMAGE input gets the case's image
     mask_input: str | None = None
     mask_required: bool = False
+    hole_above_half: bool = False  # the mask's values > 0.5 make the hole; else soft values are blend weights
     mask_output: bool = False  # output 0 is a MASK (saved through MaskToImage)
 
     def apply(self, graph: Graph, image: list | None, mask: list | None = None, model: str | None = None) -> list:
@@ -124,7 +126,10 @@ class Target:
 TARGETS = {
     "inpaint": Target("GanEditInpaint", "GAN Inpaint", dict(feather=0, context=0.5, working_size=1024,
                       colour_match=False, mask_size_mismatch="error"), "faults_inpaint.safetensors",
-                      mask_input="mask", mask_required=True),
+                      mask_input="mask", mask_required=True, hole_above_half=True),
+    "edit": Target("GanEditEdit", "GAN Edit", dict(instruction="recolour", colour="#1e90ff", strength=1.0, amount=0.5,
+                   context=0.5, working_size=512, mask_size_mismatch="error"), "faults_edit.safetensors",
+                   mask_input="mask", mask_required=True),
     "enhance": Target("GanEditEnhance", "GAN Enhance", dict(strength=1.0, tile_size=512, tile_overlap=32),
                       "faults_enhance.safetensors", mask_input="mask"),
     "style_transfer": Target("GanEditStyleTransfer", "GAN Style Transfer", dict(alpha=1.0, preserve_colour=False,
@@ -197,26 +202,27 @@ def case_full_mask(g: Graph, target: Target) -> Check:
             assert (p["out"] == 255).all()
             return
         assert np.abs(p["out"] - p["input"]).mean() > 1.0  # the whole image was worked on
-        if target.node != "GanEditInpaint":  # a full mask is the same as no mask
+        if not target.mask_required:  # a full mask is the same as no mask
             assert np.abs(p["out"] - p["unmasked"]).max() <= 1
 
     return check
 
 
 def case_soft_mask(g: Graph, target: Target) -> Check:
-    # Inpaint: a hole is where the mask is > 0.5, so 0.4 everywhere means no hole; the others blend by the value.
-    value = 0.4 if target.node == "GanEditInpaint" else 0.5
+    value = 0.4 if target.mask_required else 0.5
     _mask_case(g, target, solid(g, value))
 
     def check(p):
         if not target.image_inputs:
             assert set(np.unique(p["out"])) <= {127, 128}, np.unique(p["out"])
-        elif target.node == "GanEditInpaint":
-            assert np.array_equal(p["out"], p["input"])
-        else:
-            half_way = (p["input"] + p["unmasked"]) / 2
-            assert np.abs(p["out"] - half_way).max() <= 1.0
-            assert np.abs(p["out"] - p["input"]).mean() > 0.5
+            return
+        change = np.abs(p["out"] - p["input"])
+        if target.hole_above_half:  # no value above 0.5: no hole, the input comes back
+            assert (change == 0).all()
+        elif target.mask_required:  # blend weight 0.4: at most 0.4 of any change
+            assert change.max() <= value * 255 + 1 and change.mean() > 0.5
+        else:  # half way between the input and the unmasked result
+            assert np.abs(p["out"] - (p["input"] + p["unmasked"]) / 2).max() <= 1.0 and change.mean() > 0.5
 
     return check
 
@@ -341,6 +347,7 @@ ERRORS: dict[tuple[str, str], str] = {
     **{("mask_size_mismatch", t): SIZE for t in MASKED_TARGETS},
     **{("batch_mismatch", t): BATCH for t in MASKED_TARGETS},
     ("rgba_image", "inpaint"): "GAN Inpaint needs RGB images, got 4 channels",
+    ("rgba_image", "edit"): "GAN Edit needs RGB images, got 4 channels",
     ("rgba_image", "style_transfer"): r"content must have 1 or 3 channels \(BCHW\), got shape \(1, 4, 64, 96\)",
     ("rgba_image", "stylize"): r"image must have 1 or 3 channels \(BCHW\), got shape \(1, 4, 64, 96\)",
     ("rgba_image", "image_to_image"): r"image must have 3 channels \(BCHW\), got shape \(1, 4, 64, 96\)",
@@ -418,6 +425,12 @@ def server(comfy, repo_root, tmp_path_factory):
                  EnhanceConfig(), "enhance")  # the default width: some milliseconds per tile
     weights.save(adain.ARCHITECTURE.build(adain.AdaINConfig()), folder / "faults_adain.safetensors", "adain",
                  adain.AdaINConfig(), "stylize")
+    edit = EditConfig(base_channels=6, downsamplings=2, blocks=1, embed_dim=4)
+    generator = EditGenerator(edit)
+    with torch.no_grad():  # random weights, pushed away from the initialisation's near-identity edit
+        for parameter in generator.parameters():
+            parameter.add_(torch.randn_like(parameter) * 0.2)
+    weights.save(generator, folder / "faults_edit.safetensors", "edit", edit, "edit")
     fast = TransformerNetConfig(widths=(4, 8, 8), residual_blocks=1)
     weights.save(TransformerNet(fast), folder / "faults_fast_style.safetensors", "transformer_net", fast, "stylize")
     unet = UnetGeneratorConfig(ngf=4, num_downs=5, norm="instance", use_dropout=False)

@@ -6,7 +6,7 @@ It starts its own ComfyServer, uploads the sample photos, and queues N prompts a
 mix of small-image workflows: mask generators (strokes, irregular, blocks, refine), Degrade Image, and one
 workflow per shipped weights file in models/weights/ (GAN Inpaint with the starter inpainting model, GAN
 Enhance after a seeded degradation when enhance weights are shipped, GAN Image to Image / GAN Stylize /
-GAN Style Transfer when such weights are shipped). Every prompt gets its own seed (mask, degradation), so
+GAN Style Transfer / GAN Edit when such weights are shipped). Every prompt gets its own seed (mask, degradation), so
 ComfyUI's cache cannot skip the work; the photos and the loaded models may come from its cache, as they
 would in real use. It then checks that every prompt succeeded and produced every output it should (each
 SaveImage node listed in its history entry, each listed file on disk) and prints:
@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import statistics
 import sys
 import time
@@ -165,6 +166,20 @@ def style_transfer_workflow(model: str) -> Callable[[int], Graph]:
     return build
 
 
+def edit_workflow(model: str, instructions: list[str]) -> Callable[[int], Graph]:
+    usable = [i for i in instructions if i != "harmonise_paste"] or ["recolour"]  # no reference image here
+
+    def build(seed: int) -> Graph:
+        g = Graph()
+        image = small_photo(g, seed)
+        g.save(g.add("GanEditEdit", image=image, mask=blocks(g, image, seed), model=g.add("GanEditLoadModel",
+                     model_name=model), instruction=usable[seed % len(usable)], colour="#1e90ff", strength=1.0,
+                     amount=0.5, context=0.5, working_size=512, mask_size_mismatch="error"), "edited")  # fmt: skip
+        return g
+
+    return build
+
+
 def shipped_workflows(weights_dir: Path) -> dict[str, Callable[[int], Graph]]:
     """One workflow per shipped weights file whose task has a node here; the file's metadata decides."""
     found: dict[str, Callable[[int], Graph]] = {}
@@ -181,6 +196,8 @@ def shipped_workflows(weights_dir: Path) -> dict[str, Callable[[int], Graph]]:
             found[path.stem] = style_transfer_workflow(path.name)
         elif task == "stylize":
             found[path.stem] = stylize_workflow(path.name)
+        elif task == "edit":
+            found[path.stem] = edit_workflow(path.name, json.loads(meta["config"]).get("instructions", []))
         else:
             print(f"  (no load-test workflow for {path.name}: task {task!r}, arch {arch!r})")
     return found
