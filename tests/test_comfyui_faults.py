@@ -447,6 +447,16 @@ def server(comfy, repo_root, tmp_path_factory):
     marker = tmp_path_factory.mktemp("marker") / EVIL_MARKER
     _evil_pickle(folder / "broken_evil_pickle.pth", marker, torch_zip=False)
     _evil_pickle(folder / "broken_evil_torch.pt", marker, torch_zip=True)
+    # the payloads are real: the same files built for a control marker run their command under a plain load
+    control = tmp_path_factory.mktemp("control")
+    for torch_zip in (False, True):
+        _evil_pickle(control / "evil.pt", control / "ran", torch_zip)
+        if torch_zip:
+            torch.load(control / "evil.pt", weights_only=False)
+        else:
+            pickle.loads((control / "evil.pt").read_bytes())
+        assert (control / "ran").exists()
+        (control / "ran").unlink()
     return FaultServer(comfy.server, comfy.client, marker)
 
 
