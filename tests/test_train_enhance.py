@@ -135,3 +135,17 @@ def test_auto_contrast_stretches_each_channel_to_the_full_range():
     for c in range(3):
         assert float(out[0, c].min()) == pytest.approx(0.0, abs=1e-6)
         assert float(out[0, c].max()) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_init_starts_from_a_saved_model_and_refuses_another_config(tmp_path, photos):
+    settings = EnhanceSettings(degradation=NOISE, net=TINY, batch_size=2, crop=32, discriminator_width=4)
+    first = weights.load(_train(tmp_path / "a", settings, load_images(photos, min_side=16), steps=3))
+    task = EnhanceTask(dataclasses.replace(settings, init=str(tmp_path / "a" / "en.safetensors")),
+                       load_images(photos, min_side=16))
+    generator = task.networks()["G"]
+    for name, tensor in first.module.state_dict().items():
+        assert torch.equal(generator.state_dict()[name], tensor), name
+    other = dataclasses.replace(settings, net=dataclasses.replace(TINY, base_channels=4),
+                                init=str(tmp_path / "a" / "en.safetensors"))
+    with pytest.raises(ValueError, match="--init"):
+        EnhanceTask(other, load_images(photos, min_side=16)).networks()

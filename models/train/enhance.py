@@ -22,6 +22,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from .. import weights
 from ..archs.enhance import ARCHITECTURE, EnhanceConfig, EnhanceNet
 from ..archs.patchgan import PatchGAN, PatchGANConfig
 from ..degrade import RESTORE, DegradeConfig, degrade
@@ -41,6 +42,7 @@ class EnhanceSettings:
     d_lr_ratio: float = 0.5
     adv_weight: float = 0.005
     discriminator_width: int = 32
+    init: str | None = None  # start G from this enhance weights file (fine-tuning); its config must be `net`
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -74,7 +76,14 @@ class EnhanceTask(Task):
         s = self.settings
         channels = s.net.channels
         d_config = PatchGANConfig(input_nc=2 * channels, ndf=s.discriminator_width, n_layers=3, norm="none")
-        return {"G": EnhanceNet(s.net), "D": PatchGAN(d_config)}
+        generator = EnhanceNet(s.net)
+        if s.init is not None:
+            start = weights.load(s.init)
+            if start.arch != ARCHITECTURE.id or start.config != s.net:
+                raise ValueError(f"--init {s.init}: a {start.arch!r} model with config {start.config}; this run builds "
+                                 f"{ARCHITECTURE.id!r} with {s.net}")
+            generator.load_state_dict(start.module.state_dict())
+        return {"G": generator, "D": PatchGAN(d_config)}
 
     def optimizers(self, nets: dict[str, nn.Module]) -> dict[str, torch.optim.Optimizer]:
         s = self.settings

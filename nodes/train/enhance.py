@@ -50,6 +50,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     m.add_argument("--no-context", action="store_true", help="drop the global curve/colour/FiLM context branch")
     m.add_argument("--curve-knots", type=int, default=16, help="pieces of the global tone curve (0 = no curve)")
     m.add_argument("--discriminator-width", type=int, default=32)
+    m.add_argument("--init", default=None, metavar="FILE",
+                   help="fine-tune: start the generator from this enhance model (its config replaces the width "
+                   "options above)")
     add_run_options(parser, steps=4000)
     parser.set_defaults(func=run)
     return parser
@@ -94,10 +97,15 @@ def run(args: argparse.Namespace) -> int:
 
     if args.data_b and not args.pairs:
         raise ValueError("--data-b is only used with --pairs")
+    net = EnhanceConfig(base_channels=args.base_channels, levels=args.levels, blocks=args.blocks,
+                        context=not args.no_context, curve_knots=0 if args.no_context else args.curve_knots)
+    if args.init:
+        from models import weights
+
+        net = weights.load(args.init).config
     settings = EnhanceSettings(
         degradation=None if args.pairs else degradation_config(args.preset, args.degrade),
-        net=EnhanceConfig(base_channels=args.base_channels, levels=args.levels, blocks=args.blocks,
-                          context=not args.no_context, curve_knots=0 if args.no_context else args.curve_knots),
+        net=net,
         batch_size=args.batch_size,
         crop=args.crop,
         zoom=not args.no_zoom,
@@ -105,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
         d_lr_ratio=args.d_lr_ratio,
         adv_weight=args.adv_weight,
         discriminator_width=args.discriminator_width,
+        init=args.init,
     )
     options = run_options(args)
     if args.pairs:
