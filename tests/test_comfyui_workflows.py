@@ -69,3 +69,48 @@ def test_shipped_inpaint_workflow_keeps_the_photo_and_fills_the_hole(client, rep
     for node_id, (model, flat) in results.items():
         # the trained model must beat filling the hole with the photo's mean colour
         assert model > flat + 1.0, f"node {node_id}: model {model:.2f} dB vs mean fill {flat:.2f} dB"
+
+
+def test_shipped_enhance_workflow_brings_each_photo_closer_to_the_clean_one(client, repo_root, tmp_path):
+    prompt = load_workflow(repo_root / "workflows" / "api" / "enhance.json")
+    prompt["900"] = {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "probe/clean"}}
+    pairs = []
+    for node_id, node in list(prompt.items()):
+        if node["class_type"] == "GanEditEnhance":
+            pairs.append((node["inputs"]["image"][0], node_id))
+            for i in pairs[-1]:
+                prompt[f"9{i}"] = {"class_type": "SaveImage", "inputs": {"images": [i, 0], "filename_prefix": f"p/{i}"}}
+    assert len(pairs) == 2, "the enhance workflow restores a noisy copy and enhances a dark one"
+    files = client.run(prompt, tmp_path, stem="p")
+    by_node = {f.stem.rsplit("_", 2)[1]: np.asarray(Image.open(f).convert("RGB")) for f in files}
+    clean = by_node["900"]
+    for degraded_id, enhanced_id in pairs:
+        before, after = _psnr(by_node[f"9{degraded_id}"], clean), _psnr(by_node[f"9{enhanced_id}"], clean)
+        assert after > before + 1.0, f"node {enhanced_id}: {after:.2f} dB after vs {before:.2f} dB before"
+
+
+def _luma(rgb):
+    return rgb.astype(float) @ np.array([0.299, 0.587, 0.114])
+
+
+def test_shipped_colorize_workflow_beats_the_grey_photo(client, repo_root, tmp_path):
+    """The colouriser sees only the photo's luma; its colours must be closer to the photo's than grey is."""
+    prompt = load_workflow(repo_root / "workflows" / "api" / "image_to_image.json")
+    nodes = [k for k, v in prompt.items() if v["class_type"] == "GanEditImageToImage"]
+    assert nodes, "the image-to-image workflow has no GAN Image to Image node"
+    for node_id in nodes:
+        probed = json.loads(json.dumps(prompt))
+        image_link = probed[node_id]["inputs"]["image"]
+        probed["900"] = {"class_type": "SaveImage", "inputs": {"images": image_link, "filename_prefix": "probe/in"}}
+        probed["901"] = {"class_type": "SaveImage", "inputs": {"images": [node_id, 0], "filename_prefix": "probe/out"}}
+        files = client.run(probed, tmp_path / node_id, stem="p")
+        by_node = {f.stem.rsplit("_", 2)[1]: np.asarray(Image.open(f).convert("RGB")) for f in files}
+        original, out = by_node["900"], by_node["901"]
+        assert out.shape == original.shape
+        grey = np.repeat(_luma(original)[..., None], 3, axis=2)
+        model_db, grey_db = _psnr(out, original), _psnr(grey, original)
+        assert model_db > grey_db + 0.2, f"node {node_id}: colorized {model_db:.2f} dB vs grey {grey_db:.2f} dB"
+        chroma = out.astype(float).std(axis=2).mean()  # 0 for a grey picture
+        assert chroma > 3.0, f"node {node_id}: the result is nearly grey (mean channel spread {chroma:.2f})"
+        # brightness follows the input: the luma of the result stays close to the photo's
+        assert np.abs(_luma(out) - _luma(original)).mean() < 20
