@@ -134,3 +134,31 @@ def test_cli_trains_with_a_vgg16_file(tmp_path, data):
     assert train_cli(args) == 0
     assert weights.load(out).config == adain.AdaINConfig("vgg16")
     assert train_cli([*args[:5], "--vgg", str(tmp_path / "missing.pth"), *args[7:]]) == 2  # a clear error
+
+
+def test_identity_term_reconstructs_the_content_and_is_off_by_default(data):
+    state = _vgg16_state("blur")
+    plain = AdaINTask(AdaINSettings(batch_size=2, crop=32), *data, state)
+    torch.manual_seed(0)
+    batch = plain.make_batch(torch.Generator().manual_seed(3))
+    assert "identity" not in plain.losses(plain.networks()["decoder"], batch["content"], batch["style"])
+    task = AdaINTask(AdaINSettings(batch_size=2, crop=32, lr=3e-4, identity_weight=1.0), *data, state)
+    torch.manual_seed(0)
+    decoder = task.networks()["decoder"]
+    optimizer = task.optimizers({"decoder": decoder})["decoder"]
+    identity = []
+    for _ in range(15):
+        terms = task.losses(decoder, batch["content"], batch["style"])
+        optimizer.zero_grad()
+        terms["total"].backward()
+        optimizer.step()
+        identity.append(terms["identity"].item())
+    assert terms["total"].item() == pytest.approx(sum(terms[k].item() for k in ("content", "style", "identity")))
+    assert identity[-1] < 0.7 * identity[0], identity
+    # the identity term is the L1 error of alpha 0 (decoder of the content's own features)
+    model = task.model(decoder)
+    with torch.no_grad():
+        recon = model.decode(model.encode(batch["content"]))[..., :32, :32]
+    assert (recon - batch["content"]).abs().mean().item() == pytest.approx(identity[-1], rel=0.5)
+    with pytest.raises(ValueError, match="loss weights >= 0"):
+        AdaINSettings(identity_weight=-1)

@@ -7,7 +7,11 @@ makes g(t), which is encoded again, and the losses are
 
 - content: mean squared error between encode(g(t)) at relu4_1 and t;
 - style: at each of relu1_1, relu2_1, relu3_1, relu4_1, the mean squared error of the per-channel
-  means plus that of the per-channel stds between g(t) and the style, summed over the layers.
+  means plus that of the per-channel stds between g(t) and the style, summed over the layers;
+- optionally (`identity_weight` > 0, not in the paper) an identity term: the mean absolute pixel
+  error between g(f_c), the decoder's reconstruction of the content from its own features, and the
+  content. It gives the decoder a direct signal to invert the encoder, so short runs (a CPU's worth
+  of steps) keep the content's structure; it is what alpha 0 returns at run time.
 
 The exported file is a whole `adain` model (encoder + decoder) for the task 'stylize', which
 `models.stylize.adain_style` and the GAN Style Transfer node load unchanged. The encoder is either
@@ -37,6 +41,7 @@ class AdaINSettings:
     lr: float = 1e-4
     content_weight: float = 1.0
     style_weight: float = 10.0
+    identity_weight: float = 0.0
     encoder: str = "vgg16_blurpool"
 
     def __post_init__(self) -> None:
@@ -45,7 +50,7 @@ class AdaINSettings:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.crop < 32 or self.crop % 8:
             raise ValueError(f"crop must be a multiple of 8 and >= 32 (the encoder's stride), got {self.crop}")
-        if self.lr <= 0 or min(self.content_weight, self.style_weight) < 0:
+        if self.lr <= 0 or min(self.content_weight, self.style_weight, self.identity_weight) < 0:
             raise ValueError("lr must be > 0 and the loss weights >= 0")
 
 
@@ -120,16 +125,25 @@ class AdaINTask(Task):
         s = self.settings
         enc = self.encoder(content.device)
         autocast = ctx.autocast() if ctx is not None else torch.autocast(content.device.type, enabled=False)
+        height, width = content.shape[-2:]
         with autocast:
             with torch.no_grad():
                 content_feat = enc.encode(content).float()
                 style_feats = [f.float() for f in enc.encode_levels(style)]
                 target = adaptive_instance_norm(content_feat, *mean_std(style_feats[-1]))
-            decoded = decoder(target)[..., : content.shape[-2], : content.shape[-1]]
+            if s.identity_weight > 0:  # one decoder pass for the stylised and the reconstructed batch
+                decoded = decoder(torch.cat([target, content_feat]))[..., :height, :width]
+                decoded, reconstructed = decoded.split(content.shape[0])
+            else:
+                decoded = decoder(target)[..., :height, :width]
             generated = enc.encode_levels(decoded)
         content_loss = s.content_weight * F.mse_loss(generated[-1].float(), target)
         styled = s.style_weight * style_loss(generated, style_feats)
-        return {"content": content_loss, "style": styled, "total": content_loss + styled}
+        terms = {"content": content_loss, "style": styled}
+        if s.identity_weight > 0:
+            terms["identity"] = s.identity_weight * F.l1_loss(reconstructed.float(), content)
+        terms["total"] = sum(terms.values())
+        return terms
 
     def train_step(self, ctx: StepContext, batch: dict[str, Tensor]) -> dict[str, float]:
         terms = self.losses(ctx.nets["decoder"], batch["content"], batch["style"], ctx)

@@ -36,6 +36,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     m.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate")
     m.add_argument("--content-weight", type=float, default=1.0)
     m.add_argument("--style-weight", type=float, default=10.0)
+    m.add_argument("--identity-weight", type=float, default=0.0,
+                   help="L1 weight of the decoder's pixel reconstruction of the content from its own features "
+                   "(not in the paper; helps short runs keep the content's structure; 0 = off)")
     add_run_options(parser, steps=160000)
     parser.set_defaults(func=run)
     return parser
@@ -50,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
 
     encoder, state, source = encoder_weights(args.encoder, args.vgg)
     settings = AdaINSettings(batch_size=args.batch_size, crop=args.crop, lr=args.lr,
-                             content_weight=args.content_weight, style_weight=args.style_weight, encoder=encoder)
+                             content_weight=args.content_weight, style_weight=args.style_weight,
+                             identity_weight=args.identity_weight, encoder=encoder)
     options = run_options(args)
     content = load_images(args.content, min_side=32, max_side=args.max_side, holdout=args.holdout)
     style = load_images(args.style, min_side=32, max_side=args.max_side, holdout=args.holdout)
