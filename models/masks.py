@@ -233,10 +233,10 @@ def validate_image(image: Any, channels: Sequence[int] | None = None, name: str 
     if channels is not None and image.shape[1] not in channels:
         allowed = " or ".join(str(c) for c in channels)
         raise ValueError(f"{name} must have {allowed} channels (BCHW), got shape {tuple(image.shape)}")
-    if not bool(torch.isfinite(image).all()):
-        raise ValueError(f"{name} contains NaN or infinite values")
-    lo, hi = float(image.min()), float(image.max())
-    if lo < 0.0 or hi > 1.0:
+    lo, hi = (float(v) for v in torch.aminmax(image))  # one pass; NaN makes both comparisons below fail
+    if not (lo >= 0.0 and hi <= 1.0):
+        if not bool(torch.isfinite(image).all()):
+            raise ValueError(f"{name} contains NaN or infinite values")
         raise ValueError(f"{name} values must lie in [0, 1], got min {lo:g}, max {hi:g}")
     return image
 
