@@ -82,7 +82,7 @@ def edit(
     dtype: torch.dtype = torch.float32,
     progress: Callable[[int, int], None] | None = None,
     context: float = 0.5,
-    working_size: int | None = 512,
+    working_size: int | None = 256,
 ) -> Tensor:
     """Apply `instruction` to the masked region of every image (see the module doc)."""
     _check(model, image, mask, instruction, amount, strength, context, working_size)

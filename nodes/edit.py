@@ -42,7 +42,7 @@ class GanEdit(io.ComfyNode):
                 io.Float.Input("context", default=0.5, min=0.0, max=4.0, step=0.05,
                                tooltip="Context margin around the region that the model sees, as a fraction of "
                                "the region's size."),
-                io.Int.Input("working_size", default=512, min=64, max=8192, step=64,
+                io.Int.Input("working_size", default=256, min=64, max=8192, step=64,
                              tooltip="Larger crops are downscaled to this for the network; the change is scaled "
                              "back up onto the full-resolution image."),
                 io.Combo.Input("mask_size_mismatch", options=MISMATCH, default="error",
