@@ -1,6 +1,7 @@
 """The edit architecture, the pair synthesis and the edit task function (archs/edit.py, edit_pairs.py, edit.py)."""
 
 import math
+import sys
 
 import pytest
 import torch
@@ -261,3 +262,22 @@ def test_round_trip_through_save_and_load(tmp_path):
     a = edit(loaded, image, mask, "recolour", colour=(0.1, 0.9, 0.2))
     b = edit(weights.LoadedModel(module, "edit", TINY, "edit"), image, mask, "recolour", colour=(0.1, 0.9, 0.2))
     assert torch.equal(a, b) and not math.isnan(float(a.sum()))
+
+
+def test_baselines_move_towards_the_target_and_telea_needs_opencv(monkeypatch):
+    for name in ("recolour", "relight", "harmonise_paste", "remove"):
+        pair = _pair(name)
+        label, method = BASELINES[name]
+        out = method(pair)
+        outside = (pair.mask == 0).expand_as(out)
+        assert torch.equal(out[outside], pair.input[outside]), label
+        if name == "recolour":  # the hue of every coloured pixel in the region is the colour's
+            hsv = rgb_to_hsv(out)
+            coloured = (pair.mask[:, 0] > 0) & (hsv[:, 1] > 0.1)
+            want = float(rgb_to_hsv(pair.colour.view(1, 3, 1, 1))[0, 0, 0, 0])
+            assert (hsv[:, 0][coloured] - want).abs().max() < 0.01
+        else:
+            assert (out - pair.target).abs().mean() < (pair.input - pair.target).abs().mean(), label
+    monkeypatch.setitem(sys.modules, "cv2", None)  # `import cv2` now fails as if OpenCV were missing
+    with pytest.raises(RuntimeError, match="pip install opencv-python-headless"):
+        BASELINES["remove"][1](_pair("remove"))
