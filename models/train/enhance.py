@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -65,12 +66,11 @@ class EnhanceTask(Task):
         self.settings, self.data = settings, data
 
     def describe(self) -> dict[str, Any]:
-        return {
-            "settings": dataclasses.asdict(self.settings),
-            "images": len(self.data),
-            "held_out": len(self.data.held_out),
-            "data": str(self.data.root),
-        }
+        settings = dataclasses.asdict(self.settings)
+        if self.settings.init is not None:  # file names only: provenance must not carry this machine's paths
+            settings["init"] = Path(self.settings.init).name
+        return {"settings": settings, "images": len(self.data), "held_out": len(self.data.held_out),
+                "data": self.data.root.name}
 
     def networks(self) -> dict[str, nn.Module]:
         s = self.settings
