@@ -8,7 +8,9 @@ the images: PSNR and SSIM of B_hat against B (`models.metrics`) and seconds per 
 only; each method first runs once, untimed, on the first image).
 
 The trivial baseline is ``input``: B_hat = A. For colourisation it is the greyscale photo, the bar a
-colouriser must clear (PSNR counts every channel, so a grey guess already scores well).
+colouriser must clear (PSNR counts every channel, so a grey guess already scores well). Photos that
+are grey already (every pixel's channels within `GREY_TOLERANCE` of its luma) are left out of
+colourisation scores: there is nothing to colour, and the baseline's PSNR there is unbounded.
 """
 
 from __future__ import annotations
@@ -26,8 +28,10 @@ from torch import Tensor
 from . import metrics, pairs
 from .evaluate import prepare_image
 
-__all__ = ["Method", "Row", "evaluate_translation", "format_table", "input_baseline", "model_method"]
+__all__ = ["GREY_TOLERANCE", "Method", "Row", "evaluate_translation", "format_table", "input_baseline", "is_grey",
+           "model_method"]
 
+GREY_TOLERANCE = 2 / 255
 Method = Callable[[Tensor], Tensor]
 """method(A [1,3,H,W] in [0,1]) -> B_hat [1,3,H,W] in [0,1]."""
 
@@ -38,6 +42,7 @@ class Row:
 
     method: str
     images: int
+    skipped_grey: int
     psnr: float
     ssim: float
     seconds_per_image: float
@@ -70,6 +75,11 @@ def model_method(
     return run
 
 
+def is_grey(image: Tensor) -> bool:
+    """True when every pixel's channels lie within `GREY_TOLERANCE` of its luma ([1, 3, H, W] in [0, 1])."""
+    return bool(((image - pairs.luma(image)).abs() <= GREY_TOLERANCE).all())
+
+
 def evaluate_translation(
     methods: Mapping[str, Method],
     images: Sequence[Tensor],
@@ -77,7 +87,10 @@ def evaluate_translation(
     size: int = 256,
     progress: Callable[[int, int], None] | None = None,
 ) -> list[Row]:
-    """Score every method on the synthetic `kind` pairs of `images` ([3,H,W], uint8 or float); one row each."""
+    """Score every method on the synthetic `kind` pairs of `images` ([3,H,W], uint8 or float); one row each.
+
+    For ``colorize`` the photos that are grey already are skipped (counted in `Row.skipped_grey`).
+    """
     if not methods:
         raise ValueError("no methods to evaluate")
     if not images:
@@ -85,6 +98,13 @@ def evaluate_translation(
     if size < 16:
         raise ValueError(f"size must be >= 16 px (SSIM uses an 11x11 window), got {size}")
     targets = [prepare_image(image, size) for image in images]
+    skipped = 0
+    if kind == "colorize":
+        colour = [t for t in targets if not is_grey(t)]
+        skipped = len(targets) - len(colour)
+        if not colour:
+            raise ValueError(f"all {len(targets)} images are grey already: nothing to score colourisation on")
+        targets = colour
     inputs = [pairs.make_input(kind, b) for b in targets]
     total, done, rows = len(methods) * len(targets), 0, []
     for name, method in methods.items():
@@ -103,7 +123,7 @@ def evaluate_translation(
             done += 1
             if progress is not None:
                 progress(done, total)
-        rows.append(Row(method=name, images=len(targets), psnr=float(np.mean(values["psnr"])),
+        rows.append(Row(method=name, images=len(targets), skipped_grey=skipped, psnr=float(np.mean(values["psnr"])),
                         ssim=float(np.mean(values["ssim"])), seconds_per_image=float(np.mean(values["seconds"])),
                         per_image=values))
     return rows
@@ -111,7 +131,13 @@ def evaluate_translation(
 
 def format_table(rows: Sequence[Row]) -> str:
     """The rows as a markdown table (one line per method)."""
-    lines = ["| method | images | PSNR dB ↑ | SSIM ↑ | s / image |", "|---|---:|---:|---:|---:|"]
+    lines = ["| method | images | PSNR dB ↑ | SSIM ↑ | PSNR wins vs input | s / image |",
+             "|---|---:|---:|---:|---:|---:|"]
+    baseline = next((r for r in rows if r.method == "input"), None)
     for r in rows:
-        lines.append(f"| {r.method} | {r.images} | {r.psnr:.2f} | {r.ssim:.4f} | {r.seconds_per_image:.4f} |")
+        wins = "-"
+        if baseline is not None and r is not baseline:
+            wins = f"{sum(a > b for a, b in zip(r.per_image['psnr'], baseline.per_image['psnr'], strict=True))}"
+            wins += f" / {r.images}"
+        lines.append(f"| {r.method} | {r.images} | {r.psnr:.2f} | {r.ssim:.4f} | {wins} | {r.seconds_per_image:.4f} |")
     return "\n".join(lines)

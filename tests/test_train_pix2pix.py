@@ -258,3 +258,23 @@ def test_evaluate_translate_cli_prints_the_table(tmp_path, photos, capsys):
     assert "| p2p | 6 |" in text and "| input | 6 |" in text
     report = json.loads((tmp_path / "scores.json").read_text())
     assert [r["method"] for r in report["rows"]] == ["p2p", "input"]
+
+
+def test_grey_photos_are_left_out_of_colourisation_scores(photos):
+    images = load_synthetic(photos, "colorize").b
+    grey_photo = (pairs.grey(images[0][None].float() / 255)[0] * 255).round().byte()
+    rows = evaluate_translate.evaluate_translation({"input": evaluate_translate.input_baseline},
+                                                   [*images, grey_photo], "colorize", size=32)
+    assert rows[0].images == 6 and rows[0].skipped_grey == 1
+    assert all(p < 60 for p in rows[0].per_image["psnr"])  # the grey photo's unbounded PSNR is not in the mean
+    assert evaluate_translate.is_grey(evaluate_translate.prepare_image(grey_photo, 32))
+    with pytest.raises(ValueError, match="all 1 images are grey already"):
+        evaluate_translate.evaluate_translation({"input": evaluate_translate.input_baseline}, [grey_photo])
+
+
+def test_table_counts_per_image_wins_over_the_input(photos):
+    images = load_synthetic(photos, "colorize").b
+    rows = evaluate_translate.evaluate_translation(
+        {"same": evaluate_translate.input_baseline, "input": evaluate_translate.input_baseline}, images, size=32)
+    table = evaluate_translate.format_table(rows)
+    assert "| same | 6 |" in table and "| 0 / 6 |" in table

@@ -60,7 +60,8 @@ def run(args: argparse.Namespace) -> int:
     log.info("scoring %d photos (%s of %s) with %d methods at %d px", len(images), split, args.data, len(methods),
              args.size)
     rows = evaluate_translate.evaluate_translation(methods, images, args.synthetic, size=args.size)
-    print(f"{len(images)} photos ({split}, holdout {args.holdout}), {args.synthetic}, {args.size} px\n")
+    grey = f", {rows[0].skipped_grey} grey photos skipped" if rows[0].skipped_grey else ""
+    print(f"{len(images)} photos ({split}, holdout {args.holdout}{grey}), {args.synthetic}, {args.size} px\n")
     print(evaluate_translate.format_table(rows))
     if args.json is not None:
         report = {
