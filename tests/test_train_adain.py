@@ -162,3 +162,17 @@ def test_identity_term_reconstructs_the_content_and_is_off_by_default(data):
     assert (recon - batch["content"]).abs().mean().item() == pytest.approx(identity[-1], rel=0.5)
     with pytest.raises(ValueError, match="loss weights >= 0"):
         AdaINSettings(identity_weight=-1)
+
+
+def test_anti_aliased_encoder_is_scaled_and_its_decoder_output_realigned():
+    torch.manual_seed(0)
+    model = adain.AdaIN(adain.AdaINConfig("vgg16_blurpool")).eval()
+    x = _rand(1, 3, 64, 64)
+    with torch.no_grad():
+        raw = model.encoder(x)
+        assert torch.allclose(model.encode(x), 20.0 * raw)
+        assert torch.allclose(model.encode_levels(x)[-1], model.encode(x))
+        assert raw.shape[-1] == 9  # 64 -> 33 -> 17 -> 9: floor(n / 2) + 1 per pooling
+        assert model.decoder(raw).shape[-1] == 72 and model.decode(raw).shape[-1] == 72 - 7
+    reference = adain.AdaIN(adain.AdaINConfig())
+    assert reference.feature_scale == 1.0 and reference.decode_offset == 0  # the public layout is untouched

@@ -17,8 +17,9 @@ The config's `encoder` says which encoder the file carries (and the decoder was 
 `vgg19_normalised` is the reference layout above; `vgg16_blurpool` and `vgg16` are VGG-16 cut after
 relu4_1 (`models.archs.vgg.VGG16Features`, keys `encoder.conv1_1.weight` ...), with anti-aliased or
 plain max pooling, as `python -m nodes.train adain` trains them. The anti-aliased encoder makes maps
-of floor(n / 2) + 1 px per pooling, so its decoder output is a few px larger than the input and
-`forward` crops it to the content's size.
+of floor(n / 2) + 1 px per pooling whose cells sit 7 px up and left of a max-pooled grid at relu4_1:
+`decode` crops those 7 px (`DECODE_OFFSET`), its output is still a px or more larger than the input,
+and `forward` crops it to the content's size. Its features are multiplied by `FEATURE_SCALE` (20).
 """
 
 from __future__ import annotations
@@ -38,6 +39,14 @@ if TYPE_CHECKING:
 
 ENCODERS = ("vgg19_normalised", "vgg16_blurpool", "vgg16")
 VGG16_POOLING = {"vgg16_blurpool": "blur", "vgg16": "max"}
+DECODE_OFFSET = {"vgg16_blurpool": 7}
+"""px the decoder's output is cropped by at the top and left: each anti-aliased pooling centres its
+output cell half a cell earlier than a 2x2 max pool, so relu4_1 cell i describes the image around
+8i - 3.5 px, not 8i + 3.5 px where the decoder paints it."""
+FEATURE_SCALE = {"vgg16_blurpool": 20.0}
+"""A fixed factor on the encoder's outputs. The anti-aliased VGG-16's activations are about 20x smaller
+than the reference VGG-19's (its deep features have a std near 0.1), which starves a decoder trained
+from scratch with Adam's bounded steps; AdaIN is scale-equivariant, so the factor changes nothing else."""
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 """The encoder outputs whose mean/std the style loss of training matches (Huang & Belongie 2017)."""
 _VGG19_STYLE_CHILDREN = (3, 10, 17, 30)
@@ -120,6 +129,8 @@ class AdaIN(nn.Module):
     def __init__(self, config: AdaINConfig) -> None:
         super().__init__()
         self.encoder_name = config.encoder
+        self.feature_scale = FEATURE_SCALE.get(config.encoder, 1.0)
+        self.decode_offset = DECODE_OFFSET.get(config.encoder, 0)
         if config.encoder in VGG16_POOLING:
             self.encoder = VGG16Features(VGG16_POOLING[config.encoder], last="relu4_1")
         else:
@@ -128,13 +139,14 @@ class AdaIN(nn.Module):
 
     def encode(self, image: Tensor) -> Tensor:
         """relu4_1 features [B, 512, ~H/8, ~W/8] of RGB images in [0, 1] (ceil(H/8) for the reference VGG-19)."""
-        return self.encoder(image)
+        features = self.encoder(image)
+        return features * self.feature_scale if self.feature_scale != 1.0 else features
 
     def encode_levels(self, image: Tensor) -> list[Tensor]:
         """The encoder's relu1_1, relu2_1, relu3_1 and relu4_1 outputs (the last equals `encode`)."""
         if isinstance(self.encoder, VGG16Features):
             found = self.encoder.features(image, STYLE_LAYERS)
-            return [found[name] for name in STYLE_LAYERS]
+            return [found[name] * self.feature_scale for name in STYLE_LAYERS]
         out, x = [], image
         for index, layer in enumerate(self.encoder):
             x = layer(x)
@@ -143,8 +155,10 @@ class AdaIN(nn.Module):
         return out
 
     def decode(self, features: Tensor) -> Tensor:
-        """Images [B, 3, 8h, 8w] from features, raw (not clamped)."""
-        return self.decoder(features)
+        """Images [B, 3, ~8h, ~8w] from features, raw (not clamped), aligned with the encoder's input."""
+        out = self.decoder(features)
+        offset = self.decode_offset
+        return out[..., offset:, offset:] if offset else out
 
     def forward(self, content: Tensor, style: Tensor | None = None, alpha: float = 1.0) -> Tensor:
         """decoder(alpha * adain(f_c, f_s) + (1 - alpha) * f_c); without a style, decoder(f_c)."""

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..archs.adain import ARCHITECTURE, AdaIN, AdaINConfig, adaptive_instance_norm, mean_std
+from ..archs.adain import ARCHITECTURE, DECODE_OFFSET, AdaIN, AdaINConfig, adaptive_instance_norm, mean_std
 from .data import ImageSet, random_crops
 from .engine import Export, StepContext, Task, adam, finite_or_raise
 
@@ -126,16 +126,17 @@ class AdaINTask(Task):
         enc = self.encoder(content.device)
         autocast = ctx.autocast() if ctx is not None else torch.autocast(content.device.type, enabled=False)
         height, width = content.shape[-2:]
+        top = DECODE_OFFSET.get(s.encoder, 0)  # as AdaIN.decode crops
         with autocast:
             with torch.no_grad():
                 content_feat = enc.encode(content).float()
                 style_feats = [f.float() for f in enc.encode_levels(style)]
                 target = adaptive_instance_norm(content_feat, *mean_std(style_feats[-1]))
             if s.identity_weight > 0:  # one decoder pass for the stylised and the reconstructed batch
-                decoded = decoder(torch.cat([target, content_feat]))[..., :height, :width]
+                decoded = decoder(torch.cat([target, content_feat]))[..., top : top + height, top : top + width]
                 decoded, reconstructed = decoded.split(content.shape[0])
             else:
-                decoded = decoder(target)[..., :height, :width]
+                decoded = decoder(target)[..., top : top + height, top : top + width]
             generated = enc.encode_levels(decoded)
         content_loss = s.content_weight * F.mse_loss(generated[-1].float(), target)
         styled = s.style_weight * style_loss(generated, style_feats)
