@@ -13,7 +13,7 @@ from nodes.harness.client import ExecutionFailed
 pytestmark = pytest.mark.integration
 
 NODE = "GanEditEnhance"
-TINY = EnhanceConfig(base_channels=8, levels=2, blocks=1, context_size=32)
+TINY = EnhanceConfig(base_channels=8, levels=2, blocks=1, context_size=32, curve_knots=8)
 
 
 @pytest.fixture(scope="module")

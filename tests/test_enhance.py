@@ -13,7 +13,7 @@ pytestmark = pytest.mark.unit
 
 def _model(config: EnhanceConfig | None = None, *, trained_like: bool = True, seed: int = 0) -> LoadedModel:
     """A model whose output really depends on the neighbourhood (the zero-initialised heads are randomised)."""
-    config = config or EnhanceConfig(base_channels=8, levels=2, blocks=1, context_size=32)
+    config = config or EnhanceConfig(base_channels=8, levels=2, blocks=1, context_size=32, curve_knots=8)
     torch.manual_seed(seed)
     module = EnhanceNet(config).eval()
     if trained_like:

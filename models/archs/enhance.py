@@ -40,7 +40,7 @@ class EnhanceConfig:
     blocks: int = 2  # residual blocks at the lowest resolution
     context: bool = True  # the global-context branch (colour matrix + FiLM)
     context_size: int = 128  # thumbnail side the context branch sees
-    curve_knots: int = 16  # pieces of the per-channel tone curve (0 = no curve)
+    curve_knots: int = 0  # pieces of the per-channel tone curve (0 = no curve)
 
     def __post_init__(self) -> None:
         if self.channels not in (1, 3):
@@ -211,7 +211,7 @@ ARCHITECTURE = Architecture(
     tasks=("enhance",),
     description="Residual U-Net restorer/enhancer with a global colour/FiLM context branch (this pack's own).",
     example_configs=(
-        EnhanceConfig(base_channels=8, levels=1, blocks=1, context_size=32),
+        EnhanceConfig(base_channels=8, levels=1, blocks=1, context_size=32, curve_knots=8),
         EnhanceConfig(base_channels=8, levels=2, blocks=0, context=False, curve_knots=0),
         EnhanceConfig(base_channels=8, levels=1, blocks=1, context_size=32, curve_knots=0),
     ),

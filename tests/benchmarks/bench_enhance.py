@@ -44,7 +44,7 @@ def model() -> LoadedModel:
     torch.manual_seed(0)
     config = EnhanceConfig()
     net = EnhanceNet(config).eval()
-    for head in (net.tail, net.context.colour, net.context.film, net.context.curve):
+    for head in (net.tail, net.context.colour, net.context.film):
         nn.init.normal_(head.weight, std=0.02)
     return LoadedModel(net, ARCHITECTURE.id, config, "enhance")
 
