@@ -30,7 +30,8 @@ class DegradeImage(io.ComfyNode):
                     default="restore",
                     tooltip="restore: random blur, resize, noise and JPEG. enhance: random colour cast, exposure, "
                     "contrast and saturation. custom: the five settings below. The others are the fixed "
-                    "evaluation degradations (noise sigma 15/25, blur 1.5 + noise 5, JPEG quality 20, underexposed, low contrast).",
+                    "evaluation degradations (noise sigma 15/25, blur 1.5 + noise 5, JPEG quality 20, underexposed, "
+                    "low contrast).",
                 ),
                 io.Float.Input(
                     "blur_sigma_max",

@@ -8,15 +8,9 @@ from PIL import Image
 
 from models import evaluate_translate, pairs, translate, weights
 from models.archs.pix2pix import UnetGenerator, UnetGeneratorConfig
+from models.train.data import load_pairs, random_crops
 from models.train.engine import RunOptions, Trainer
-from models.train.pix2pix import (
-    Pix2PixSettings,
-    Pix2PixTask,
-    generator_config,
-    load_pairs,
-    load_synthetic,
-    paired_crops,
-)
+from models.train.pix2pix import Pix2PixSettings, Pix2PixTask, generator_config, load_synthetic
 from nodes.train.cli import main as train_cli
 
 pytestmark = pytest.mark.unit
@@ -112,10 +106,10 @@ def test_holdout_sets_pairs_aside_by_name(side_by_side):
     assert set(part.names).isdisjoint(part.held_out)
 
 
-def test_paired_crops_take_the_same_window_from_a_and_b(side_by_side):
+def test_crops_of_stacked_pairs_take_the_same_window_from_a_and_b(side_by_side):
     data = load_pairs(side_by_side)
     stacked = [torch.cat([a, b]) for a, b in zip(data.a, data.b, strict=True)]
-    ab = paired_crops(stacked, 6, 64, torch.Generator().manual_seed(3))
+    ab = random_crops(stacked, 6, 64, torch.Generator().manual_seed(3))
     assert ab.shape == (6, 6, 64, 64)
     assert torch.allclose(ab[:, :3] + ab[:, 3:], torch.ones(6, 3, 64, 64), atol=2 / 255)
 

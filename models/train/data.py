@@ -12,9 +12,11 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
@@ -144,77 +146,128 @@ def _decode(path: Path, max_side: int | None) -> Tensor:
         return torch.from_numpy(np.asarray(im, dtype=np.uint8).copy()).permute(2, 0, 1).contiguous()
 
 
+# ---------------------------------------------------------------------------------------------------
+# aligned pairs
+
+PAIR_DIRECTIONS = ("AtoB", "BtoA")
+
+
+@dataclass
+class PairSet:
+    """Training pairs in memory as uint8 [3,H,W] tensors; `a` is None for synthetic pairs (made from `b`)."""
+
+    root: Path
+    kind: str  # "folders" | "side_by_side" | "synthetic:<maker>"
+    b: list[Tensor]
+    a: list[Tensor] | None
+    names: list[str]
+    held_out: list[str]
+
+    def __len__(self) -> int:
+        return len(self.b)
+
+    @property
+    def synthetic(self) -> str | None:
+        return self.kind.split(":", 1)[1] if self.kind.startswith("synthetic:") else None
+
+    def describe(self) -> dict[str, Any]:
+        return {"folder": self.root.name, "kind": self.kind, "pairs": len(self), "held_out": len(self.held_out)}
+
+
+def _read(path: Path, max_side: int | None) -> Tensor:
+    try:
+        image = _decode(path, None)
+    except Exception as exc:  # a broken file in a paired set is an error: its partner would be left alone
+        raise ValueError(f"{path}: not a readable image ({type(exc).__name__}: {exc})") from exc
+    return _downscale(image, max_side)
+
+
+def _downscale(image: Tensor, max_side: int | None) -> Tensor:
+    h, w = image.shape[-2:]
+    if not max_side or max(h, w) <= max_side:
+        return image
+    scale = max_side / max(h, w)
+    size = (max(1, round(h * scale)), max(1, round(w * scale)))
+    out = F.interpolate(image[None].float(), size=size, mode="bilinear", align_corners=False, antialias=True)
+    return out[0].round().clamp(0, 255).to(torch.uint8)
+
+
+def _stems(root: Path) -> dict[str, Path]:
+    out: dict[str, Path] = {}
+    for path in list_images(root):
+        stem = path.relative_to(root).with_suffix("").as_posix()
+        if stem in out:
+            raise ValueError(
+                f"{root}: two images are named {stem!r} ({out[stem].name}, {path.name}); names must be unique"
+            )
+        out[stem] = path
+    return out
+
+
 def load_pairs(
     root: str | os.PathLike,
-    root_b: str | os.PathLike | None = None,
     *,
-    min_side: int,
-    max_side: int | None = None,
     holdout: float = 0.0,
-    use_held_out: bool = False,
-) -> ImageSet:
-    """Aligned (A, B) training pairs, each kept as one uint8 [6,H,W] tensor (A's channels first).
+    max_side: int | None = None,
+    min_side: int = 16,
+    direction: str = "AtoB",
+) -> PairSet:
+    """Paired images from `root`: ``root/A`` + ``root/B`` folders when both exist, else side-by-side A|B files.
 
-    Two layouts: `root_b` given: A images under `root`, B images under `root_b` with the same relative
-    paths (a file without its partner is an error naming it, as are pairs of different sizes);
-    `root_b` None: every image under `root` is A and B side by side (A left, B right, even width).
-    `max_side` applies to each half; the held-out split is by A's relative path.
+    `holdout` sets aside a stable share of the pairs by a hash of their name (`data.is_held_out`);
+    `direction` "BtoA" swaps the roles. Images larger than `max_side` are downscaled (both sides alike).
     """
+    if direction not in PAIR_DIRECTIONS:
+        raise ValueError(f"direction must be one of {PAIR_DIRECTIONS}, got {direction!r}")
     if not 0.0 <= holdout < 1.0:
         raise ValueError(f"holdout must be in [0, 1), got {holdout}")
     root = Path(root)
-    files = list_images(root)
-    if root_b is not None:
-        root_b = Path(root_b)
-        by_name = {p.relative_to(root_b).with_suffix("").as_posix(): p for p in list_images(root_b)}
-        names = {p.relative_to(root).with_suffix("").as_posix() for p in files}
-        missing_b = sorted(names - set(by_name))
-        missing_a = sorted(set(by_name) - names)
-        if missing_a or missing_b:
+    if not root.is_dir():
+        raise FileNotFoundError(f"training data folder {root} does not exist")
+    a_list, b_list, names, held = [], [], [], []
+    if (root / "A").is_dir() and (root / "B").is_dir():
+        kind = "folders"
+        a_files, b_files = _stems(root / "A"), _stems(root / "B")
+        only_a, only_b = sorted(set(a_files) - set(b_files)), sorted(set(b_files) - set(a_files))
+        if only_a or only_b:
             raise ValueError(
-                f"paired folders must hold the same file names: {len(missing_b)} in {root} have no partner in "
-                f"{root_b} (e.g. {missing_b[:3]}), {len(missing_a)} in {root_b} none in {root} (e.g. {missing_a[:3]})"
+                f"{root}: A/ and B/ must hold the same file names (suffixes may differ); only in A: "
+                f"{only_a[:5]}{' ...' if len(only_a) > 5 else ''} ({len(only_a)}), only in B: "
+                f"{only_b[:5]}{' ...' if len(only_b) > 5 else ''} ({len(only_b)})"
             )
-    images, paths, skipped, held = [], [], [], []
-    for path in files:
-        if is_held_out(path, root, holdout) != use_held_out:
-            held.append(path)
-            continue
-        try:
-            if root_b is None:
-                whole = _decode(path, None)
-                if whole.shape[-1] % 2:
-                    raise ValueError(f"side-by-side A|B image of odd width {whole.shape[-1]}")
-                half = whole.shape[-1] // 2
-                a, b = whole[..., :half], whole[..., half:]
-                if max_side and max(a.shape[-2:]) > max_side:
-                    a, b = (_shrink(t, max_side) for t in (a, b))
-            else:
-                partner = by_name[path.relative_to(root).with_suffix("").as_posix()]
-                a, b = _decode(path, max_side), _decode(partner, max_side)
-                if a.shape != b.shape:
-                    raise ValueError(f"A is {tuple(a.shape[1:])} but its partner {partner} is {tuple(b.shape[1:])}")
-        except Exception as exc:  # one bad pair is skipped and counted, never fatal
-            skipped.append((path, f"{type(exc).__name__}: {exc}"))
-            continue
-        if min(a.shape[-2:]) < min_side:
-            skipped.append((path, f"smaller than {min_side} px ({a.shape[-1]}x{a.shape[-2]})"))
-            continue
-        images.append(torch.cat([a, b]))
-        paths.append(path)
-    for path, why in skipped:
-        log.warning("skipped %s: %s", path, why)
-    if not images:
+        for stem in sorted(a_files):
+            if is_held_out(root / stem, root, holdout):
+                held.append(stem)
+                continue
+            a, b = _read(a_files[stem], None), _read(b_files[stem], None)
+            if a.shape != b.shape:
+                raise ValueError(
+                    f"pair {stem!r}: A is {a.shape[2]}x{a.shape[1]} px but B is {b.shape[2]}x{b.shape[1]} px; "
+                    "paired images must have the same size"
+                )
+            a_list.append(_downscale(a, max_side))
+            b_list.append(_downscale(b, max_side))
+            names.append(stem)
+    else:
+        kind = "side_by_side"
+        for path in list_images(root):
+            stem = path.relative_to(root).with_suffix("").as_posix()
+            if is_held_out(root / stem, root, holdout):
+                held.append(stem)
+                continue
+            ab = _read(path, None)
+            half = ab.shape[-1] // 2
+            a_list.append(_downscale(ab[..., :half].contiguous(), max_side))
+            b_list.append(_downscale(ab[..., half : 2 * half].contiguous(), max_side))
+            names.append(stem)
+    if not names:
         raise ValueError(
-            f"no usable training pairs under {root} ({len(files)} files, {len(skipped)} skipped, {len(held)} in the "
-            f"other split); expected {'A|B side-by-side images' if root_b is None else 'files with partners'} at "
-            f"least {min_side} px on the short side"
+            f"no training pairs under {root} ({len(held)} held out); expected A/ and B/ folders with matching "
+            f"names, or side-by-side A|B images ({', '.join(IMAGE_SUFFIXES)})"
         )
-    return ImageSet(root=root, images=images, paths=paths, skipped=skipped, held_out=held)
-
-
-def _shrink(image: Tensor, max_side: int) -> Tensor:
-    scale = max_side / max(image.shape[-2:])
-    size = (round(image.shape[-2] * scale), round(image.shape[-1] * scale))
-    small = torch.nn.functional.interpolate(image[None].float(), size=size, mode="bilinear", antialias=True)[0]
-    return small.round().clamp(0, 255).to(torch.uint8)
+    for name, a in zip(names, a_list, strict=True):
+        if min(a.shape[-2:]) < min_side:
+            raise ValueError(f"pair {name!r} is {a.shape[2]}x{a.shape[1]} px; expected at least {min_side} px a side")
+    if direction == "BtoA":
+        a_list, b_list = b_list, a_list
+    return PairSet(root=root, kind=kind, b=b_list, a=a_list, names=names, held_out=held)

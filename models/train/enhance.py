@@ -5,8 +5,8 @@ Pairs come from one of two sources:
 * **synthetic** (the default): random crops of clean photos are the targets; the inputs are the same
   crops passed through `models.degrade.degrade` with the task's `DegradeConfig` (restoration:
   `RESTORE`, enhancement: `ENHANCE`, or any mix), seeded per step so a resumed run sees the same pairs;
-* **paired**: real (degraded, clean) pairs from `load_pairs` (two folders, or A|B side by side),
-  cropped at the same place.
+* **paired**: real (degraded A, clean B) pairs from `data.load_pairs` (folders A/ and B/, or A|B
+  side by side), cropped at the same place.
 
 Losses: L1 to the clean image plus a small LSGAN term from a PatchGAN that sees (input, output) pairs,
 as pix2pix conditions its discriminator. There is no perceptual loss, so training needs no
@@ -28,7 +28,7 @@ from ..archs.enhance import ARCHITECTURE, EnhanceConfig, EnhanceNet
 from ..archs.patchgan import PatchGAN, PatchGANConfig
 from ..degrade import RESTORE, DegradeConfig, degrade
 from ..layout import from_signed, to_signed
-from .data import ImageSet, random_crops
+from .data import ImageSet, PairSet, random_crops
 from .engine import Export, StepContext, Task, adam, finite_or_raise
 
 
@@ -59,17 +59,21 @@ class EnhanceTask(Task):
     name = "enhance"
     preview_columns = 3
 
-    def __init__(self, settings: EnhanceSettings, data: ImageSet) -> None:
-        paired = data.images[0].shape[0] == 6
+    def __init__(self, settings: EnhanceSettings, data: ImageSet | PairSet) -> None:
+        paired = isinstance(data, PairSet)
         if paired != (settings.degradation is None):
             raise ValueError("real pairs need degradation=None, and a degradation needs single images (not pairs)")
+        if paired and data.a is None:
+            raise ValueError("enhance trains on real pairs or on degradations, not on synthetic pix2pix pairs")
         self.settings, self.data = settings, data
+        # one [6, H, W] image per pair (degraded, clean), so a crop takes the same window from both
+        self._images = [torch.cat([a, b]) for a, b in zip(data.a, data.b, strict=True)] if paired else data.images
 
     def describe(self) -> dict[str, Any]:
         settings = dataclasses.asdict(self.settings)
         if self.settings.init is not None:  # file names only: provenance must not carry this machine's paths
             settings["init"] = Path(self.settings.init).name
-        return {"settings": settings, "images": len(self.data), "held_out": len(self.data.held_out),
+        return {"settings": settings, "images": len(self._images), "held_out": len(self.data.held_out),
                 "data": self.data.root.name}
 
     def networks(self) -> dict[str, nn.Module]:
@@ -93,10 +97,10 @@ class EnhanceTask(Task):
     def make_batch(self, generator: torch.Generator) -> dict[str, Tensor]:
         s = self.settings
         if s.degradation is None:
-            pairs = random_crops(self.data.images, s.batch_size, s.crop, generator, zoom=False)
+            pairs = random_crops(self._images, s.batch_size, s.crop, generator, zoom=False)
             degraded, clean = pairs[:, :3], pairs[:, 3:]
         else:
-            clean = random_crops(self.data.images, s.batch_size, s.crop, generator, zoom=s.zoom)
+            clean = random_crops(self._images, s.batch_size, s.crop, generator, zoom=s.zoom)
             seed = int(torch.randint(0, 2**62, (1,), generator=generator))
             degraded = degrade(clean, s.degradation, seed)
         if s.net.channels == 1:

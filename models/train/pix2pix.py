@@ -26,13 +26,10 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 from torch import Tensor, nn
 
 from .. import pairs
@@ -40,13 +37,12 @@ from ..archs.layers import NORMS
 from ..archs.patchgan import PatchGAN, PatchGANConfig
 from ..archs.pix2pix import RESNET, UNET, ResnetGeneratorConfig, UnetGeneratorConfig
 from ..layout import from_signed, to_signed
-from .data import IMAGE_SUFFIXES, is_held_out, list_images, load_images
+from .data import PairSet, load_images, random_crops
 from .engine import Export, StepContext, Task, adam, finite_or_raise
 
 log = logging.getLogger(__name__)
 
 GENERATORS = ("unet_128", "unet_256", "resnet_6blocks", "resnet_9blocks")
-DIRECTIONS = ("AtoB", "BtoA")
 
 
 def generator_config(
@@ -87,128 +83,6 @@ def init_weights(module: nn.Module, gain: float = 0.02) -> nn.Module:
 # Data
 
 
-@dataclass
-class PairSet:
-    """Training pairs in memory as uint8 [3,H,W] tensors; `a` is None for synthetic pairs (made from `b`)."""
-
-    root: Path
-    kind: str  # "folders" | "side_by_side" | "synthetic:<maker>"
-    b: list[Tensor]
-    a: list[Tensor] | None
-    names: list[str]
-    held_out: list[str]
-
-    def __len__(self) -> int:
-        return len(self.b)
-
-    @property
-    def synthetic(self) -> str | None:
-        return self.kind.split(":", 1)[1] if self.kind.startswith("synthetic:") else None
-
-    def describe(self) -> dict[str, Any]:
-        return {"folder": self.root.name, "kind": self.kind, "pairs": len(self), "held_out": len(self.held_out)}
-
-
-def _read(path: Path, max_side: int | None) -> Tensor:
-    try:
-        with Image.open(path) as im:
-            array = np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
-    except Exception as exc:  # a broken file in a paired set is an error: its partner would be left alone
-        raise ValueError(f"{path}: not a readable image ({type(exc).__name__}: {exc})") from exc
-    return _downscale(torch.from_numpy(array).permute(2, 0, 1).contiguous(), max_side)
-
-
-def _downscale(image: Tensor, max_side: int | None) -> Tensor:
-    h, w = image.shape[-2:]
-    if not max_side or max(h, w) <= max_side:
-        return image
-    scale = max_side / max(h, w)
-    size = (max(1, round(h * scale)), max(1, round(w * scale)))
-    out = F.interpolate(image[None].float(), size=size, mode="bilinear", align_corners=False, antialias=True)
-    return out[0].round().clamp(0, 255).to(torch.uint8)
-
-
-def _stems(root: Path) -> dict[str, Path]:
-    out: dict[str, Path] = {}
-    for path in list_images(root):
-        stem = path.relative_to(root).with_suffix("").as_posix()
-        if stem in out:
-            raise ValueError(
-                f"{root}: two images are named {stem!r} ({out[stem].name}, {path.name}); names must be unique"
-            )
-        out[stem] = path
-    return out
-
-
-def load_pairs(
-    root: str | os.PathLike,
-    *,
-    holdout: float = 0.0,
-    max_side: int | None = None,
-    min_side: int = 16,
-    direction: str = "AtoB",
-) -> PairSet:
-    """Paired images from `root`: ``root/A`` + ``root/B`` folders when both exist, else side-by-side A|B files.
-
-    `holdout` sets aside a stable share of the pairs by a hash of their name (`data.is_held_out`);
-    `direction` "BtoA" swaps the roles. Images larger than `max_side` are downscaled (both sides alike).
-    """
-    if direction not in DIRECTIONS:
-        raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
-    if not 0.0 <= holdout < 1.0:
-        raise ValueError(f"holdout must be in [0, 1), got {holdout}")
-    root = Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(f"training data folder {root} does not exist")
-    a_list, b_list, names, held = [], [], [], []
-    if (root / "A").is_dir() and (root / "B").is_dir():
-        kind = "folders"
-        a_files, b_files = _stems(root / "A"), _stems(root / "B")
-        only_a, only_b = sorted(set(a_files) - set(b_files)), sorted(set(b_files) - set(a_files))
-        if only_a or only_b:
-            raise ValueError(
-                f"{root}: A/ and B/ must hold the same file names (suffixes may differ); only in A: "
-                f"{only_a[:5]}{' ...' if len(only_a) > 5 else ''} ({len(only_a)}), only in B: "
-                f"{only_b[:5]}{' ...' if len(only_b) > 5 else ''} ({len(only_b)})"
-            )
-        for stem in sorted(a_files):
-            if is_held_out(root / stem, root, holdout):
-                held.append(stem)
-                continue
-            a, b = _read(a_files[stem], None), _read(b_files[stem], None)
-            if a.shape != b.shape:
-                raise ValueError(
-                    f"pair {stem!r}: A is {a.shape[2]}x{a.shape[1]} px but B is {b.shape[2]}x{b.shape[1]} px; "
-                    "paired images must have the same size"
-                )
-            a_list.append(_downscale(a, max_side))
-            b_list.append(_downscale(b, max_side))
-            names.append(stem)
-    else:
-        kind = "side_by_side"
-        for path in list_images(root):
-            stem = path.relative_to(root).with_suffix("").as_posix()
-            if is_held_out(root / stem, root, holdout):
-                held.append(stem)
-                continue
-            ab = _read(path, None)
-            half = ab.shape[-1] // 2
-            a_list.append(_downscale(ab[..., :half].contiguous(), max_side))
-            b_list.append(_downscale(ab[..., half : 2 * half].contiguous(), max_side))
-            names.append(stem)
-    if not names:
-        raise ValueError(
-            f"no training pairs under {root} ({len(held)} held out); expected A/ and B/ folders with matching "
-            f"names, or side-by-side A|B images ({', '.join(IMAGE_SUFFIXES)})"
-        )
-    for name, a in zip(names, a_list, strict=True):
-        if min(a.shape[-2:]) < min_side:
-            raise ValueError(f"pair {name!r} is {a.shape[2]}x{a.shape[1]} px; expected at least {min_side} px a side")
-    if direction == "BtoA":
-        a_list, b_list = b_list, a_list
-    return PairSet(root=root, kind=kind, b=b_list, a=a_list, names=names, held_out=held)
-
-
 def load_synthetic(
     root: str | os.PathLike, maker: str, *, holdout: float = 0.0, max_side: int | None = None, min_side: int = 16
 ) -> PairSet:
@@ -219,36 +93,6 @@ def load_synthetic(
     names = [p.relative_to(data.root).as_posix() for p in data.paths]
     held = [p.relative_to(data.root).as_posix() for p in data.held_out]
     return PairSet(root=data.root, kind=f"synthetic:{maker}", b=data.images, a=None, names=names, held_out=held)
-
-
-def paired_crops(
-    images: list[Tensor], batch: int, size: int, generator: torch.Generator, *, zoom: bool = True
-) -> Tensor:
-    """`batch` random square crops with random horizontal flips, float [B, C, size, size] in [0, 1].
-
-    Like `data.random_crops` but for any channel count, so A and B stacked as one [6, H, W] tensor get
-    the same window and flip. With `zoom` the window side is log-uniform between `size` and the short
-    side, resized to `size`; an image smaller than `size` is upscaled.
-    """
-    channels = images[0].shape[0]
-    out = torch.empty(batch, channels, size, size)
-    for i, index in enumerate(torch.randint(len(images), (batch,), generator=generator).tolist()):
-        image = images[index]
-        h, w = image.shape[-2:]
-        short = min(h, w)
-        window = min(short, size)
-        if zoom and short > size:
-            window = round(size * (short / size) ** float(torch.rand((), generator=generator)))
-        top = int(torch.randint(h - window + 1, (1,), generator=generator))
-        left = int(torch.randint(w - window + 1, (1,), generator=generator))
-        crop = image[:, top : top + window, left : left + window].float() / 255.0
-        if window != size:
-            crop = F.interpolate(crop[None], size=(size, size), mode="bilinear", align_corners=False,
-                                 antialias=window > size)[0]
-        if bool(torch.rand((), generator=generator) < 0.5):
-            crop = crop.flip(-1)
-        out[i] = crop.clamp(0.0, 1.0)
-    return out
 
 
 # --------------------------------------------------------------------------------------------------
@@ -322,10 +166,10 @@ class Pix2PixTask(Task):
     def make_batch(self, generator: torch.Generator) -> dict[str, Tensor]:
         s, data = self.settings, self.data
         if data.a is None:
-            b = paired_crops(data.b, s.batch_size, s.crop, generator, zoom=s.zoom)
+            b = random_crops(data.b, s.batch_size, s.crop, generator, zoom=s.zoom)
             a = pairs.make_input(data.synthetic, b)
         else:
-            ab = paired_crops(self._stacked, s.batch_size, s.crop, generator, zoom=s.zoom)
+            ab = random_crops(self._stacked, s.batch_size, s.crop, generator, zoom=s.zoom)
             a, b = ab[:, :3], ab[:, 3:]
         return {"A": to_signed(a), "B": to_signed(b)}
 

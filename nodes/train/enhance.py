@@ -23,13 +23,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "inputs. --preset restore: blur, resize, noise, JPEG (Real-ESRGAN-like); enhance: colour cast, "
         "exposure, contrast, saturation; both: all of them. Change any field of the preset with --degrade "
         "FIELD=VALUE (ranges as LOW,HIGH), e.g. --degrade noise_sigma=5,50 --degrade jpeg_probability=0. "
-        "With --pairs the data are real pairs instead: --data holds the degraded images and --data-b the "
-        "clean ones under the same names, or (without --data-b) each image is degraded|clean side by side.",
+        "With --pairs the data are real pairs instead: --data holds folders A/ (degraded) and B/ (clean) with "
+        "the same file names, or images that are degraded|clean side by side.",
     )
     g = parser.add_argument_group("data")
     g.add_argument("--data", required=True, help="folder of training photos, searched recursively")
-    g.add_argument("--pairs", action="store_true", help="the data are real (degraded, clean) pairs")
-    g.add_argument("--data-b", default=None, help="with --pairs: folder of the clean images (same file names)")
+    g.add_argument("--pairs", action="store_true",
+                   help="the data are real pairs: folders A/ (degraded) and B/ (clean), or degraded|clean images")
     g.add_argument("--holdout", type=float, default=0.0,
                    help="fraction of images set aside by a stable hash of their path (never trained on)")
     g.add_argument("--max-side", type=int, default=1024, help="downscale larger images to this on load")
@@ -97,8 +97,6 @@ def run(args: argparse.Namespace) -> int:
 
     from .cli import run_options
 
-    if args.data_b and not args.pairs:
-        raise ValueError("--data-b is only used with --pairs")
     net = EnhanceConfig(base_channels=args.base_channels, levels=args.levels, blocks=args.blocks,
                         context=not args.no_context, curve_knots=0 if args.no_context else args.curve_knots)
     if args.init:
@@ -119,11 +117,11 @@ def run(args: argparse.Namespace) -> int:
     )
     options = run_options(args)
     if args.pairs:
-        data = load_pairs(args.data, args.data_b, min_side=args.crop, max_side=args.max_side, holdout=args.holdout)
+        data = load_pairs(args.data, min_side=args.crop, max_side=args.max_side, holdout=args.holdout)
     else:
         data = load_images(args.data, min_side=32, max_side=args.max_side, holdout=args.holdout)
-    log.info("training on %d %s from %s (%d skipped, %d held out)", len(data), "pairs" if args.pairs else "images",
-             args.data, len(data.skipped), len(data.held_out))
+    log.info("training on %d %s from %s (%d held out)", len(data), "pairs" if args.pairs else "images", args.data,
+             len(data.held_out))
     out = Trainer(EnhanceTask(settings, data), options).run()
     if out is not None:
         print(f"wrote {out}")

@@ -62,8 +62,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def run(args: argparse.Namespace) -> int:
+    from models.train.data import load_pairs
     from models.train.engine import Trainer
-    from models.train.pix2pix import Pix2PixSettings, Pix2PixTask, load_pairs, load_synthetic
+    from models.train.pix2pix import Pix2PixSettings, Pix2PixTask, load_synthetic
 
     from .cli import run_options
 
