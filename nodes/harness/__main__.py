@@ -156,6 +156,8 @@ def cmd_workflows(args: argparse.Namespace) -> int:
         upload_all(client, inputs)
         info = client.object_info()
         for path in sorted((root / "api").glob("*.json")):
+            if args.names and path.stem not in args.names:
+                continue
             prompt = load_workflow(path)
             (root / path.name).write_text(json.dumps(api_to_ui(prompt, info), indent=2) + "\n")
             files = run_workflow(client, path, prompt, Path(tmp) / path.stem, args.timeout)
@@ -264,6 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     workflows = commands.add_parser(
         "workflows", help="regenerate the UI-format workflows and thumbnails from workflows/api/*.json"
     )
+    workflows.add_argument("names", nargs="*", help="only these workflows (file names without .json; default: all)")
     workflows.add_argument("--timeout", type=float, default=600.0, help="seconds per workflow (default: %(default)s)")
     add_server_options(workflows, pack_dir=True)
     return parser
