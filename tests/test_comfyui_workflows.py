@@ -116,6 +116,46 @@ def test_shipped_colorize_workflow_beats_the_grey_photo(client, repo_root, tmp_p
         assert np.abs(_luma(out) - _luma(original)).mean() < 20
 
 
+def _box_ring(box, width):
+    """The band `width` px around a boolean box (clipped to the image)."""
+    ys, xs = np.nonzero(box)
+    ring = np.zeros_like(box)
+    ring[max(ys.min() - width, 0) : ys.max() + width + 1, max(xs.min() - width, 0) : xs.max() + width + 1] = True
+    return ring & ~box
+
+
+def test_shipped_edit_workflow_recolours_then_removes(client, repo_root, tmp_path):
+    """Recolour: outside its mask untouched, inside bluer. Remove: outside untouched, inside like its surroundings."""
+    prompt = load_workflow(repo_root / "workflows" / "api" / "edit.json")
+    edits = {v["inputs"]["instruction"]: (k, v) for k, v in prompt.items() if v["class_type"] == "GanEditEdit"}
+    assert set(edits) == {"recolour", "remove"}
+    for name, (node_id, node) in edits.items():
+        prompt[f"90{node_id}"] = {"class_type": "SaveImage", "inputs": {"images": node["inputs"]["image"],
+                                                                        "filename_prefix": f"p/{name}_in"}}
+        prompt[f"91{node_id}"] = {"class_type": "MaskToImage", "inputs": {"mask": node["inputs"]["mask"]}}
+        prompt[f"92{node_id}"] = {"class_type": "SaveImage", "inputs": {"images": [f"91{node_id}", 0],
+                                                                        "filename_prefix": f"p/{name}_mask"}}
+        prompt[f"93{node_id}"] = {"class_type": "SaveImage", "inputs": {"images": [node_id, 0],
+                                                                        "filename_prefix": f"p/{name}_out"}}
+    files = client.run(prompt, tmp_path, stem="p")
+    by_node = {f.stem.rsplit("_", 2)[1]: np.asarray(Image.open(f).convert("RGB")).astype(float) for f in files}
+    for name, (node_id, _) in edits.items():
+        before, after = by_node[f"90{node_id}"], by_node[f"93{node_id}"]
+        box = by_node[f"92{node_id}"][..., 0] > 127
+        assert 0.02 < box.mean() < 0.3
+        assert np.array_equal(after[~box], before[~box]), f"{name} changed pixels outside its mask"
+        assert np.abs(after[box] - before[box]).mean() > 4, f"{name} hardly changed its region"
+        if name == "recolour":  # the red-brown saucer turns towards the requested blue
+            blue_after = np.mean(after[box][:, 2] - after[box][:, 0])
+            rise = blue_after - np.mean(before[box][:, 2] - before[box][:, 0])
+            assert rise > 20, f"recolour: blue - red rose by only {rise:.1f}"
+        else:  # the bright silver spoon gives way to colours like those around the region
+            ring = before[_box_ring(box, 16)].mean(axis=0)
+            gap_before = np.abs(before[box].mean(axis=0) - ring).sum()
+            gap_after = np.abs(after[box].mean(axis=0) - ring).sum()
+            assert gap_after < 0.7 * gap_before, f"remove: {gap_after:.1f} vs {gap_before:.1f} from the context"
+
+
 def _ycc(rgb):
     """BT.601 Y, Cb, Cr of an RGB uint8 picture, float."""
     m = np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
