@@ -25,7 +25,7 @@ from . import (
 )
 
 COMMANDS = (
-    inpaint, enhance, evaluate, evaluate_enhance, photos, convert, style, adain, pix2pix, cyclegan, evaluate_translate,
+    inpaint, enhance, evaluate, evaluate_enhance, photos, convert, pix2pix, cyclegan, evaluate_translate, style, adain,
     edit, evaluate_edit,
 )
 

@@ -76,19 +76,22 @@ def cases() -> dict[str, Callable[[], object]]:
 
 
 RSS_SCRIPT = """
-import resource, sys, torch
+import sys, torch
 sys.path.insert(0, {root!r})
 sys.path.insert(0, {here!r})
 import bench_style
+def high_water_mb():  # VmHWM starts afresh at exec; ru_maxrss would carry the parent's peak over
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
 torch.set_num_threads(2)
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+before = high_water_mb()
 name = {name!r}
 model = bench_style.models()[name]
 image = torch.rand(1, 3, 1024, 1024)
 style = torch.rand(1, 3, 512, 512)
 bench_style.run_once(name, model, image, style)
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(f"{{before / 1024:.0f}} {{peak / 1024:.0f}}")
+print(f"{{before:.0f}} {{high_water_mb():.0f}}")
 """
 
 
