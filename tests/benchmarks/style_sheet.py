@@ -1,7 +1,7 @@
 """Contact sheet of the style starter weights: content rows x style columns, made with the pack's own code.
 
 Run from the repository root:
-``python tests/benchmarks/style_sheet.py --styles A.png B.png --out docs/style_transfer.jpg``.
+``python tests/benchmarks/style_sheet.py --styles A.png B.png --out models/weights/adain_vgg16_paintings.jpg``.
 
 Rows are the shipped sample photos (workflows/inputs). Columns: the photo; the AdaIN model at alpha 0
 (its decoder's reconstruction, "no style"); the AdaIN model at alpha 1 with the shipped style image
