@@ -71,6 +71,27 @@ def test_shipped_inpaint_workflow_keeps_the_photo_and_fills_the_hole(client, rep
         assert model > flat + 1.0, f"node {node_id}: model {model:.2f} dB vs mean fill {flat:.2f} dB"
 
 
+def test_shipped_inpaint_workflow_closeup_is_the_box_around_the_strokes(client, repo_root, tmp_path):
+    """Mask Bounding Box -> ImageCrop: the close-up is the fill's region plus the padding, clipped to the image."""
+    prompt = load_workflow(repo_root / "workflows" / "api" / "inpaint.json")
+    box_id, box = next((k, v) for k, v in prompt.items() if v["class_type"] == "GanEditMaskBoundingBox")
+    crop_id = next(k for k, v in prompt.items() if v["class_type"] == "ImageCrop" and v["inputs"]["x"] == [box_id, 0])
+    source = prompt[crop_id]["inputs"]["image"]
+    prompt["900"] = {"class_type": "MaskToImage", "inputs": {"mask": box["inputs"]["mask"]}}
+    prompt["901"] = {"class_type": "SaveImage", "inputs": {"images": ["900", 0], "filename_prefix": "probe/mask"}}
+    prompt["902"] = {"class_type": "SaveImage", "inputs": {"images": source, "filename_prefix": "probe/full"}}
+    prompt["903"] = {"class_type": "SaveImage", "inputs": {"images": [crop_id, 0], "filename_prefix": "probe/crop"}}
+    files = client.run(prompt, tmp_path, stem="p")
+    by_node = {f.stem.rsplit("_", 2)[1]: np.asarray(Image.open(f).convert("RGB")) for f in files}
+    hole, full, crop = by_node["901"][..., 0] > 127, by_node["902"], by_node["903"]
+    ys, xs = np.nonzero(hole)
+    pad = box["inputs"]["padding"]
+    top, left = max(ys.min() - pad, 0), max(xs.min() - pad, 0)
+    bottom, right = min(ys.max() + 1 + pad, hole.shape[0]), min(xs.max() + 1 + pad, hole.shape[1])
+    assert crop.shape[:2] == (bottom - top, right - left)
+    assert np.array_equal(crop, full[top:bottom, left:right])
+
+
 def test_shipped_enhance_workflow_brings_each_photo_closer_to_the_clean_one(client, repo_root, tmp_path):
     prompt = load_workflow(repo_root / "workflows" / "api" / "enhance.json")
     prompt["900"] = {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "probe/clean"}}

@@ -55,3 +55,18 @@ def test_unknown_node_type_is_reported():
 def test_first_outputs_picks_item_zero_of_each_node(tmp_path):
     names = ["wf_name_12_0.png", "wf_name_12_1.png", "wf_name_3_0.png", "wf_name_3_1.png"]
     assert [p.name for p in first_outputs([tmp_path / n for n in names])] == ["wf_name_3_0.png", "wf_name_12_0.png"]
+
+
+def test_a_linked_widget_becomes_an_input_socket_and_keeps_its_widget_slot():
+    prompt = {
+        "1": {"class_type": "Gen", "inputs": {"width": 64, "seed": 7}},
+        "2": {"class_type": "Gen", "inputs": {"width": ["1", 0], "seed": 3}},
+    }
+    info = {**INFO, "Gen": {**INFO["Gen"], "output": ["INT", "IMAGE"]}}
+    ui = api_to_ui(prompt, info)
+    nodes = {n["id"]: n for n in ui["nodes"]}
+    # the widget value is the schema default; the frontend then takes the value from the link
+    assert nodes[2]["widgets_values"] == [512, 3, "fixed"]
+    assert nodes[2]["inputs"][0] == {"name": "width", "type": "INT", "link": 1, "widget": {"name": "width"}}
+    assert ui["links"] == [[1, 1, 0, 2, 0, "INT"]]
+    assert nodes[1]["outputs"][0]["links"] == [1]

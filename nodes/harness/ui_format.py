@@ -84,20 +84,24 @@ def api_to_ui(prompt: Mapping[str, Any], object_info: Mapping[str, Any]) -> dict
         for name, spec in _ordered_inputs(info):
             value = node["inputs"].get(name)
             options = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
+            linked_widget = _is_widget(spec) and _is_link(value)
             if _is_widget(spec):
-                if _is_link(value):
-                    raise ValueError(f"node {node_id}: converting a linked widget input ({name}) is not supported")
-                widgets.append(options.get("default") if value is None else value)
+                # a linked widget keeps its slot in widgets_values (the default) and gets an input socket
+                widgets.append(options.get("default") if value is None or linked_widget else value)
                 if options.get("control_after_generate"):
                     widgets.append("fixed")
                 if options.get("image_upload"):
                     widgets.append("image")
-                continue
-            entry: dict[str, Any] = {"name": name, "type": spec[0], "link": None}
+                if not linked_widget:
+                    continue
+            kind = "COMBO" if isinstance(spec[0], list) else spec[0]
+            entry: dict[str, Any] = {"name": name, "type": kind, "link": None}
+            if linked_widget:
+                entry["widget"] = {"name": name}
             if _is_link(value):
                 link_id = len(links) + 1
                 source, slot = value
-                links.append([link_id, ids[source], slot, ids[node_id], len(inputs), spec[0]])
+                links.append([link_id, ids[source], slot, ids[node_id], len(inputs), kind])
                 outputs[source][slot]["links"].append(link_id)
                 entry["link"] = link_id
             inputs.append(entry)
