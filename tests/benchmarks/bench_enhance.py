@@ -50,18 +50,21 @@ def model() -> LoadedModel:
 
 
 RSS_SCRIPT = """
-import resource, sys, torch
+import sys, torch
 sys.path.insert(0, {root!r})
 from models.archs.enhance import ARCHITECTURE, EnhanceConfig, EnhanceNet
 from models.enhance import enhance
 from models.weights import LoadedModel
+def high_water_mb():  # VmHWM starts afresh at exec; ru_maxrss would carry the parent's peak over
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
 torch.set_num_threads(2)
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+before = high_water_mb()
 image = torch.rand(1, 3, 2048, 2048)
 config = EnhanceConfig()
 out = enhance(LoadedModel(EnhanceNet(config).eval(), ARCHITECTURE.id, config, "enhance"), image, tile={tile})
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(f"{{before / 1024:.0f}} {{peak / 1024:.0f}}")
+print(f"{{before:.0f}} {{high_water_mb():.0f}}")
 """
 
 
