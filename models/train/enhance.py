@@ -9,8 +9,11 @@ Pairs come from one of two sources:
   side by side), cropped at the same place.
 
 Losses: L1 to the clean image plus a small LSGAN term from a PatchGAN that sees (input, output) pairs,
-as pix2pix conditions its discriminator. There is no perceptual loss, so training needs no
-pretrained network.
+as pix2pix conditions its discriminator. Optionally (`perceptual_weight` > 0, off by default so that
+training needs no pretrained network) a perceptual term on a frozen VGG-16 (`models.archs.vgg`): the
+L1 distance of the output's and the target's relu2_2 and relu3_3 features, each divided by the mean
+magnitude of the target's features, so that the weight means the same for VGG files whose activations
+differ in scale (torchvision's and the anti-aliased one of stlpips-pytorch differ ~20x).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from torch import Tensor, nn
 from .. import weights
 from ..archs.enhance import ARCHITECTURE, EnhanceConfig, EnhanceNet
 from ..archs.patchgan import PatchGAN, PatchGANConfig
+from ..archs.vgg import VGG16Features
 from ..degrade import RESTORE, DegradeConfig, degrade
 from ..layout import from_signed, to_signed
 from .data import ImageSet, PairSet, random_crops
@@ -44,6 +48,7 @@ class EnhanceSettings:
     adv_weight: float = 0.005
     discriminator_width: int = 32
     init: str | None = None  # start G from this enhance weights file (fine-tuning); its config must be `net`
+    perceptual_weight: float = 0.0  # > 0: add the VGG-16 feature term (needs a loss network, see EnhanceTask)
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -51,21 +56,42 @@ class EnhanceSettings:
         m = self.net.size_multiple
         if self.crop < max(32, m) or self.crop % m:
             raise ValueError(f"crop must be >= 32 and a multiple of {m}, got {self.crop}")
-        if self.adv_weight < 0 or self.lr <= 0 or self.d_lr_ratio <= 0:
-            raise ValueError("adv_weight must be >= 0, lr and d_lr_ratio > 0")
+        if self.adv_weight < 0 or self.perceptual_weight < 0 or self.lr <= 0 or self.d_lr_ratio <= 0:
+            raise ValueError("adv_weight and perceptual_weight must be >= 0, lr and d_lr_ratio > 0")
+
+
+PERCEPTUAL_LAYERS = ("relu2_2", "relu3_3")
+
+
+def perceptual_distance(vgg: VGG16Features, out: Tensor, target: Tensor) -> Tensor:
+    """Sum over PERCEPTUAL_LAYERS of mean |f(out) - f(target)| / mean |f(target)|; images in [0, 1], 1 or 3 channels."""
+    if out.shape[1] == 1:
+        out, target = out.expand(-1, 3, -1, -1), target.expand(-1, 3, -1, -1)
+    f_out = vgg.features(out, PERCEPTUAL_LAYERS)
+    with torch.no_grad():
+        f_target = vgg.features(target, PERCEPTUAL_LAYERS)
+    return sum((f_out[n].float() - f_target[n].float()).abs().mean() / (f_target[n].float().abs().mean() + 1e-6)
+               for n in PERCEPTUAL_LAYERS)
 
 
 class EnhanceTask(Task):
     name = "enhance"
     preview_columns = 3
 
-    def __init__(self, settings: EnhanceSettings, data: ImageSet | PairSet) -> None:
+    def __init__(self, settings: EnhanceSettings, data: ImageSet | PairSet, vgg: VGG16Features | None = None) -> None:
+        """`vgg`: the frozen loss network of the perceptual term (needed when settings.perceptual_weight > 0)."""
         paired = isinstance(data, PairSet)
+        if settings.perceptual_weight > 0:
+            if vgg is None:
+                raise ValueError("perceptual_weight > 0 needs a VGG-16 loss network (models.archs.vgg.load_vgg16)")
+            missing = [n for n in PERCEPTUAL_LAYERS if n not in vgg._modules]
+            if missing:
+                raise ValueError(f"the loss network lacks layers {missing}; load VGG-16 at least up to relu3_3")
         if paired != (settings.degradation is None):
             raise ValueError("real pairs need degradation=None, and a degradation needs single images (not pairs)")
         if paired and data.a is None:
             raise ValueError("enhance trains on real pairs or on degradations, not on synthetic pix2pix pairs")
-        self.settings, self.data = settings, data
+        self.settings, self.data, self.vgg = settings, data, vgg
         # one [6, H, W] image per pair (degraded, clean), so a crop takes the same window from both
         self._images = [torch.cat([a, b]) for a, b in zip(data.a, data.b, strict=True)] if paired else data.images
 
@@ -121,9 +147,16 @@ class EnhanceTask(Task):
             d_on_fake = d(torch.cat([x, out], 1)).float()
         adv = ((d_on_fake - 1) ** 2).mean()
         l1 = (out - target).abs().mean()
-        ctx.optimize(l1 + s.adv_weight * adv, "G")
+        total = l1 + s.adv_weight * adv
         losses = {"loss_d": loss_d.item(), "l1": l1.item(), "adv": adv.item(),
                   "l1_input": (x - target).abs().mean().item()}
+        if s.perceptual_weight > 0:
+            vgg = self.vgg.to(x.device)
+            with ctx.autocast():
+                perceptual = perceptual_distance(vgg, from_signed(out), from_signed(target))
+            total = total + s.perceptual_weight * perceptual
+            losses["perceptual"] = perceptual.item()
+        ctx.optimize(total, "G")
         return finite_or_raise(losses, ctx.step)
 
     def preview(self, nets: dict[str, nn.Module], batch: dict[str, Tensor]) -> Tensor:

@@ -51,6 +51,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     m.add_argument("--curve-knots", type=int, default=0,
                    help="pieces of a global tone curve in the context branch (0 = none; 16 did not beat 0 in our "
                    "auto-enhancer runs)")
+    m.add_argument("--perceptual-weight", type=float, default=0.0,
+                   help="weight of a VGG-16 feature loss (relu2_2 + relu3_3, relative L1; 0 = off, e.g. 0.05)")
+    m.add_argument("--vgg", default=None, metavar="FILE",
+                   help="VGG-16 weights for --perceptual-weight: torchvision vgg16-*.pth or the stlpips file "
+                   "(default: the one in the installed stlpips-pytorch package)")
     m.add_argument("--discriminator-width", type=int, default=32)
     m.add_argument("--init", default=None, metavar="FILE",
                    help="fine-tune: start the generator from this enhance model (its config replaces the width "
@@ -114,7 +119,13 @@ def run(args: argparse.Namespace) -> int:
         adv_weight=args.adv_weight,
         discriminator_width=args.discriminator_width,
         init=args.init,
+        perceptual_weight=args.perceptual_weight,
     )
+    vgg = None
+    if args.perceptual_weight > 0:
+        from models.archs.vgg import load_vgg16
+
+        vgg = load_vgg16(args.vgg, last="relu3_3")
     options = run_options(args)
     if args.pairs:
         data = load_pairs(args.data, min_side=args.crop, max_side=args.max_side, holdout=args.holdout)
@@ -122,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
         data = load_images(args.data, min_side=32, max_side=args.max_side, holdout=args.holdout)
     log.info("training on %d %s from %s (%d held out)", len(data), "pairs" if args.pairs else "images", args.data,
              len(data.held_out))
-    out = Trainer(EnhanceTask(settings, data), options).run()
+    out = Trainer(EnhanceTask(settings, data, vgg), options).run()
     if out is not None:
         print(f"wrote {out}")
     return 0
