@@ -222,6 +222,16 @@ def _init_distributed(device_choice: str) -> tuple[_Dist, torch.device]:
     return info, torch.device("cpu")
 
 
+def leave_process_group() -> None:
+    """Tear down the torchrun process group, if any, before the interpreter exits.
+
+    Left to interpreter shutdown, gloo's worker threads can outlive their group and abort the process
+    ("terminate called without an active exception") after a successful run.
+    """
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def _atomic_torch_save(obj: Any, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)

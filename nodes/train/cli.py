@@ -88,3 +88,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        if "models.train.engine" in sys.modules:  # only a training command can have joined a process group
+            sys.modules["models.train.engine"].leave_process_group()
