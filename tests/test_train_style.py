@@ -7,11 +7,11 @@ import torch
 from PIL import Image
 
 from models import stylize, weights
-from models.archs.transformer_net import TransformerNetConfig
-from models.archs.vgg import VGG16Features
+from models.archs.transformer_net import TransformerNet, TransformerNetConfig
+from models.archs.vgg import IMAGENET_MEAN, VGG16Features
 from models.train.data import load_images
 from models.train.engine import RunOptions, Trainer
-from models.train.style import StyleSettings, StyleTask, gram, total_variation
+from models.train.style import OUTPUT_GAIN, StyleSettings, StyleTask, gram, init_output, total_variation
 from nodes.train.cli import main as train_cli
 
 pytestmark = pytest.mark.unit
@@ -55,6 +55,26 @@ def test_gram_and_total_variation_values():
     assert total_variation(torch.ones(1, 3, 5, 5)).item() == 0.0
     checker = (torch.arange(4)[:, None] + torch.arange(4)[None, :]) % 2
     assert total_variation(checker.float()[None, None]).item() == pytest.approx(2.0)
+
+
+def test_training_starts_from_the_mean_colour_not_black(photos, loss_net):
+    """The default init outputs ~0 (black) with a sub-grey-level spread: short runs then stay dark and striped."""
+    task = StyleTask(StyleSettings(crop=32), load_images(photos, min_side=16), _stripes(), loss_net)
+    torch.manual_seed(0)
+    net = task.networks()["G"]
+    torch.manual_seed(0)
+    plain = TransformerNet(task.settings.net)
+    photo = _rand(2, 3, 64, 64) * 255
+    with torch.no_grad():
+        out, ref = net(photo), plain(photo)
+    assert ref.abs().mean() < 2.0  # what an uninitialised output layer gives: black
+    means = out.mean(dim=(0, 2, 3))
+    assert torch.allclose(means, torch.tensor(IMAGENET_MEAN) * 255, atol=4.0), means
+    assert 3.0 < out.std().item() < 40.0  # a visible spread of grey levels, not noise over the whole range
+    assert torch.allclose(out - out.mean(dim=(0, 2, 3), keepdim=True),
+                          OUTPUT_GAIN * (ref - ref.mean(dim=(0, 2, 3), keepdim=True)), atol=1e-2)
+    assert init_output(plain) is plain and plain.deconv3.conv2d.bias.tolist() == pytest.approx(
+        [m * 255 for m in IMAGENET_MEAN])
 
 
 def test_loss_decreases_on_a_fixed_batch(photos, loss_net):

@@ -8,9 +8,13 @@ fixed VGG-16 (`models.archs.vgg`):
   of the style image at relu1_2, relu2_2, relu3_3 and relu4_3, summed over the layers;
 - optionally total variation (mean absolute difference of neighbouring pixels) for smoothness.
 
-The network works on the 0..255 scale (as the public checkpoints do), VGG on [0, 1]. The export is
-a `transformer_net` model for the task 'stylize': `models.stylize.fast_style` and the GAN Stylize
-node load it unchanged.
+The network works on the 0..255 scale (as the public checkpoints do), VGG on [0, 1]. Its output conv
+starts at the ImageNet mean colour with its weights scaled by `OUTPUT_GAIN` (`init_output`). With
+PyTorch's default init the first outputs are ~0 (black) with a spread of well under one grey level,
+and Adam at lr 1e-3 needs thousands of steps to reach the 0..255 range; short runs then stay dark and
+fill the image with horizontal stripes (a cheap way to move the stlpips VGG-16's features) instead of
+the content. The export is a `transformer_net` model for the task 'stylize': `models.stylize.fast_style`
+and the GAN Stylize node load it unchanged.
 """
 
 from __future__ import annotations
@@ -23,12 +27,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..archs.transformer_net import ARCHITECTURE, TransformerNet, TransformerNetConfig
-from ..archs.vgg import VGG16Features
+from ..archs.vgg import IMAGENET_MEAN, VGG16Features
 from .data import ImageSet, random_crops
 from .engine import Export, StepContext, Task, adam, finite_or_raise
 
 CONTENT_LAYER = "relu2_2"
 STYLE_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
+OUTPUT_GAIN = 30.0
+"""Factor on the default init of the output conv's weights: a start of mean colour +- ~10 grey levels."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +66,15 @@ def gram(features: Tensor) -> Tensor:
 def total_variation(image: Tensor) -> Tensor:
     """Mean absolute difference between vertical and horizontal neighbours."""
     return (image[..., 1:, :] - image[..., :-1, :]).abs().mean() + (image[..., :, 1:] - image[..., :, :-1]).abs().mean()
+
+
+def init_output(net: TransformerNet, gain: float = OUTPUT_GAIN) -> TransformerNet:
+    """Start the output conv at the ImageNet mean colour (0..255) with its weights scaled by `gain`."""
+    with torch.no_grad():
+        conv = net.deconv3.conv2d
+        conv.weight.mul_(gain)
+        conv.bias.copy_(torch.tensor(IMAGENET_MEAN, dtype=conv.bias.dtype) * 255.0)
+    return net
 
 
 def check_style_image(style: Tensor) -> None:
@@ -96,7 +111,7 @@ class StyleTask(Task):
         }
 
     def networks(self) -> dict[str, nn.Module]:
-        return {"G": TransformerNet(self.settings.net)}
+        return {"G": init_output(TransformerNet(self.settings.net))}
 
     def optimizers(self, nets: dict[str, nn.Module]) -> dict[str, torch.optim.Optimizer]:
         return {"G": adam(nets["G"].parameters(), self.settings.lr, betas=(0.9, 0.999))}
