@@ -105,7 +105,7 @@ def evaluate_translation(
         if not colour:
             raise ValueError(f"all {len(targets)} images are grey already: nothing to score colourisation on")
         targets = colour
-    inputs = [pairs.make_input(kind, b) for b in targets]
+    inputs, targets = map(list, zip(*(pairs.make_pair(kind, photo) for photo in targets), strict=True))
     total, done, rows = len(methods) * len(targets), 0, []
     for name, method in methods.items():
         method(inputs[0])  # warm-up, untimed

@@ -9,6 +9,16 @@ A maker turns photos B [N, 3, H, W] in [0, 1] into the inputs A a translator lea
   image (at least 1e-3), clipped to [0, 1] and inverted (1 - m), then repeated in three channels. The
   model learns line drawing -> photo.
 
+Those two make the input from the photo (the photo is the target). A *style* goes the other way: A is
+the photo and B the photo restyled by a fixed filter, so a translator learns a one-style network:
+
+* ``poster``: B = a pop-art poster of A. Each channel is blurred with a Gaussian (sigma
+  `POSTER_SIGMA`) and rounded to `POSTER_LEVELS` levels; outlines darken it where the edge magnitude
+  of ``edges2photo`` (before inversion) rises from `POSTER_EDGES[0]` to `POSTER_EDGES[1]`, down to
+  1 - `POSTER_INK` of the colour on the strongest edges.
+
+`make_pair(kind, photos)` returns (A, B) for every kind.
+
 `fold_grey_input` rewrites a generator's first convolution so that it sees the luma of whatever it is
 given: a colour photo and its greyscale give the same result. A colorizer trained on grey inputs
 (equal channels) computes exactly the same function on grey inputs after folding, so a colorizer can
@@ -26,11 +36,18 @@ from torch import Tensor, nn
 
 from . import masks
 
-__all__ = ["EDGE_PERCENTILE", "EDGE_SIGMA", "LUMA", "SYNTHETIC", "edge_map", "fold_grey_input", "grey", "make_input"]
+__all__ = [
+    "EDGE_PERCENTILE", "EDGE_SIGMA", "KINDS", "LUMA", "STYLES", "SYNTHETIC", "edge_map", "fold_grey_input", "grey",
+    "make_input", "make_pair", "poster",
+]
 
 LUMA = (0.299, 0.587, 0.114)
 EDGE_SIGMA = 1.0
 EDGE_PERCENTILE = 0.98
+POSTER_SIGMA = 1.5
+POSTER_LEVELS = 5
+POSTER_EDGES = (0.25, 0.6)
+POSTER_INK = 0.9
 
 
 def luma(image: Tensor) -> Tensor:
@@ -70,14 +87,42 @@ def edge_map(image: Tensor) -> Tensor:
     return (1.0 - m).expand(-1, 3, -1, -1).contiguous()
 
 
+def poster(image: Tensor) -> Tensor:
+    """The poster style: posterised, blurred colours with dark outlines, [N, 3, H, W] in [0, 1] (see the module doc)."""
+    masks.validate_image(image, channels=(3,))
+    smooth = torch.cat([_gaussian_blur(image[:, c : c + 1], POSTER_SIGMA) for c in range(3)], dim=1)
+    levels = POSTER_LEVELS - 1
+    flat = torch.round(smooth.clamp(0.0, 1.0) * levels) / levels
+    edges = 1.0 - edge_map(image)[:, :1]
+    low, high = POSTER_EDGES
+    ink = ((edges - low) / (high - low)).clamp(0.0, 1.0)
+    return (flat * (1.0 - POSTER_INK * ink)).clamp(0.0, 1.0)
+
+
 SYNTHETIC: dict[str, Callable[[Tensor], Tensor]] = {"colorize": grey, "edges2photo": edge_map}
+STYLES: dict[str, Callable[[Tensor], Tensor]] = {"poster": poster}
+KINDS = (*SYNTHETIC, *STYLES)
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in KINDS:
+        raise ValueError(f"unknown synthetic pair kind {kind!r}; known: {', '.join(KINDS)}")
 
 
 def make_input(kind: str, image: Tensor) -> Tensor:
-    """A of the synthetic pair `kind` for photos B = `image` ([N, 3, H, W] in [0, 1])."""
-    if kind not in SYNTHETIC:
-        raise ValueError(f"unknown synthetic pair kind {kind!r}; known: {', '.join(SYNTHETIC)}")
+    """A of the synthetic pair `kind` for photos B = `image` ([N, 3, H, W] in [0, 1]); not for styles."""
+    _check_kind(kind)
+    if kind in STYLES:
+        raise ValueError(f"{kind!r} is a style: the photo is the input; use make_pair")
     return SYNTHETIC[kind](image)
+
+
+def make_pair(kind: str, photos: Tensor) -> tuple[Tensor, Tensor]:
+    """(A, B) of the synthetic pair `kind` for `photos` ([N, 3, H, W] in [0, 1]): what a translator maps from/to."""
+    _check_kind(kind)
+    if kind in STYLES:
+        return photos, STYLES[kind](photos)
+    return SYNTHETIC[kind](photos), photos
 
 
 def fold_grey_input(generator: nn.Module) -> nn.Module:

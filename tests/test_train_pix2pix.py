@@ -133,6 +133,36 @@ def test_synthetic_edges_are_dark_lines_on_white():
     assert float(a[0, 0, :, :8].min()) > 0.999 and float(a[0, 0, :, 24:].min()) > 0.999  # flat areas are white
 
 
+def test_poster_style_rounds_flat_colours_and_inks_the_edges():
+    image = torch.full((1, 3, 32, 32), 0.3)
+    image[..., 16:] = 0.8  # a step edge between columns 15 and 16
+    b = pairs.poster(image)
+    levels = torch.tensor([0.0, 0.25, 0.5, 0.75, 1.0])
+    assert float(b[..., :, :8].sub(0.25).abs().max()) < 1e-6  # 0.3 rounds to the level 0.25 far from the edge
+    assert float(b[..., :, 24:].sub(0.75).abs().max()) < 1e-6  # 0.8 rounds to 0.75
+    assert float(b[..., :, 15:17].max()) < 0.1  # the outline is dark
+    flat = b[..., :, :8].flatten()
+    assert bool(((flat[:, None] - levels).abs().min(dim=1).values < 1e-6).all())
+
+
+def test_make_pair_puts_the_photo_on_the_right_side():
+    photos = torch.rand(2, 3, 16, 16)
+    a, b = pairs.make_pair("colorize", photos)
+    assert torch.equal(b, photos) and torch.equal(a, pairs.grey(photos))
+    a, b = pairs.make_pair("poster", photos)  # a style: the photo is the input
+    assert torch.equal(a, photos) and torch.equal(b, pairs.poster(photos))
+    with pytest.raises(ValueError, match="'poster' is a style"):
+        pairs.make_input("poster", photos)
+    with pytest.raises(ValueError, match="unknown synthetic pair kind 'sketch'"):
+        pairs.make_pair("sketch", photos)
+
+
+def test_cli_choices_are_the_pair_kinds():
+    from nodes.train.pix2pix import SYNTHETIC_KINDS
+
+    assert SYNTHETIC_KINDS == pairs.KINDS
+
+
 def test_fold_grey_input_keeps_grey_results_and_greys_colour_input():
     torch.manual_seed(0)
     net = UnetGenerator(UnetGeneratorConfig(ngf=4, num_downs=5, norm="instance", use_dropout=False)).eval()
@@ -163,6 +193,17 @@ def test_colorize_run_has_finite_losses_and_exports_a_translator(tmp_path, photo
     result = translate.translate(loaded, image)
     assert result.shape == (1, 3, 70, 90) and 0 <= float(result.min()) and float(result.max()) <= 1
     assert torch.allclose(result, translate.translate(loaded, pairs.grey(image)), atol=1e-5)
+
+
+def test_poster_run_learns_photo_to_poster_and_exports_unfolded(tmp_path, photos):
+    task = Pix2PixTask(Pix2PixSettings(**TINY, norm="instance"), load_synthetic(photos, "poster"))
+    batch = task.make_batch(torch.Generator().manual_seed(0))
+    a, b = (batch[k] * 0.5 + 0.5 for k in ("A", "B"))
+    # input the photo crop, target its poster (the [-1, 1] round trip may move a value across a rounding step)
+    assert float((b - pairs.poster(a)).abs().gt(1e-4).float().mean()) < 1e-3
+    loaded = weights.load(_train(tmp_path, task, steps=2))
+    assert loaded.provenance["task_settings"]["grey_input_folded"] is False
+    assert loaded.provenance["task_settings"]["data"]["kind"] == "synthetic:poster"
 
 
 def test_paired_run_learns_and_exports_unfolded(tmp_path, side_by_side):

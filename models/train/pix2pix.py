@@ -12,8 +12,9 @@ Data (`PairSet`):
   pair whose images differ in size;
 * one folder of side-by-side images, A on the left half and B on the right (the reference's
   ``aligned`` format; an odd width drops the last column, as the reference does);
-* one folder of photos and a synthetic pair maker from `models.pairs` (``colorize``,
-  ``edges2photo``): B is the photo, A is made from each training crop of it.
+* one folder of photos and a synthetic pair kind from `models.pairs`, applied to each training crop:
+  ``colorize`` and ``edges2photo`` make A from the photo (B), the style ``poster`` makes B from the
+  photo (A).
 
 Jitter: each item is a random square crop of the pair (the same window on A and B) whose side is
 drawn log-uniformly between `crop` and the image's short side and resized to `crop`, and a random
@@ -86,9 +87,9 @@ def init_weights(module: nn.Module, gain: float = 0.02) -> nn.Module:
 def load_synthetic(
     root: str | os.PathLike, maker: str, *, holdout: float = 0.0, max_side: int | None = None, min_side: int = 16
 ) -> PairSet:
-    """Photos under `root` as the B side of synthetic pairs; A is made per crop by `pairs.make_input(maker, .)`."""
-    if maker not in pairs.SYNTHETIC:
-        raise ValueError(f"unknown synthetic pair kind {maker!r}; known: {', '.join(pairs.SYNTHETIC)}")
+    """Photos under `root` for synthetic pairs (kept in `b`); each crop becomes (A, B) by `pairs.make_pair`."""
+    if maker not in pairs.KINDS:
+        raise ValueError(f"unknown synthetic pair kind {maker!r}; known: {', '.join(pairs.KINDS)}")
     data = load_images(root, min_side=min_side, max_side=max_side, holdout=holdout)
     names = [p.relative_to(data.root).as_posix() for p in data.paths]
     held = [p.relative_to(data.root).as_posix() for p in data.held_out]
@@ -166,8 +167,7 @@ class Pix2PixTask(Task):
     def make_batch(self, generator: torch.Generator) -> dict[str, Tensor]:
         s, data = self.settings, self.data
         if data.a is None:
-            b = random_crops(data.b, s.batch_size, s.crop, generator, zoom=s.zoom)
-            a = pairs.make_input(data.synthetic, b)
+            a, b = pairs.make_pair(data.synthetic, random_crops(data.b, s.batch_size, s.crop, generator, zoom=s.zoom))
         else:
             ab = random_crops(self._stacked, s.batch_size, s.crop, generator, zoom=s.zoom)
             a, b = ab[:, :3], ab[:, 3:]

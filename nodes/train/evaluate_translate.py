@@ -11,6 +11,8 @@ import json
 import logging
 from pathlib import Path
 
+from .pix2pix import SYNTHETIC_KINDS
+
 log = logging.getLogger(__name__)
 
 
@@ -20,12 +22,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="score translate models (e.g. colourisation) on synthetic pairs of the held-out photos",
         description="Score image-to-image models on the held-out split of --data (the photos a training run "
         "with the same --holdout never saw). Each photo is centre-cropped to a square and resized to --size; "
-        "that is the target, and the input is made from it by --synthetic (colorize: its greyscale; "
-        "edges2photo: its edge drawing). The baseline 'input' returns the input unchanged.",
+        "the pair is made from it by --synthetic (colorize: input its greyscale; edges2photo: input its edge "
+        "drawing; poster: target its poster). The baseline 'input' returns the input unchanged.",
     )
     parser.add_argument("--data", required=True, type=Path, help="folder of photos (searched recursively)")
-    parser.add_argument("--synthetic", choices=("colorize", "edges2photo"), default="colorize",
-                        help="how the inputs are made from the photos (default colorize)")
+    parser.add_argument("--synthetic", choices=SYNTHETIC_KINDS, default="colorize",
+                        help="how the pairs are made from the photos (default colorize)")
     parser.add_argument("--holdout", type=float, default=0.1,
                         help="held-out fraction used in training (default 0.1); 0 scores every photo")
     parser.add_argument("--model", action="extend", nargs="+", default=[], metavar="FILE",
