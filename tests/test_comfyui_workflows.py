@@ -210,3 +210,30 @@ def test_shipped_style_transfer_workflow_paints_with_the_style_and_keeps_colours
     error = np.abs(alpha0 - content).mean()
     record_property("alpha0_mean_abs_error_0_255", round(float(error), 2))
     assert 0 < error < 0.4 * 255  # the starter decoder is short-trained: 0.21 on 0..1 for this photo at 256 px
+
+
+def test_shipped_stylize_workflow_paints_the_poster_style(client, repo_root, tmp_path):
+    """The poster generator's output is closer to the poster filter of the photo than the photo is; strength 0.5
+    is the mean of the photo and the full-strength result."""
+    import torch
+
+    from models import pairs
+
+    prompt = load_workflow(repo_root / "workflows" / "api" / "stylize.json")
+    nodes = {v["inputs"]["strength"]: k for k, v in prompt.items() if v["class_type"] == "GanEditStylize"}
+    assert set(nodes) == {1.0, 0.5}
+    photo_link = prompt[nodes[1.0]]["inputs"]["image"]
+    prompt["900"] = {"class_type": "SaveImage", "inputs": {"images": photo_link, "filename_prefix": "probe/in"}}
+    for strength, node_id in nodes.items():
+        prompt[f"91{node_id}"] = {"class_type": "SaveImage", "inputs": {"images": [node_id, 0],
+                                                                        "filename_prefix": f"probe/{strength}"}}
+    files = client.run(prompt, tmp_path, stem="p")
+    by_node = {f.stem.rsplit("_", 2)[1]: np.asarray(Image.open(f).convert("RGB")) for f in files}
+    photo, full, half = by_node["900"], by_node[f"91{nodes[1.0]}"], by_node[f"91{nodes[0.5]}"]
+    assert full.shape == photo.shape == half.shape
+    target = pairs.poster(torch.from_numpy(photo.copy()).permute(2, 0, 1)[None].float() / 255)
+    target = (target[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    model_db, photo_db = _psnr(full, target), _psnr(photo, target)
+    assert model_db > photo_db + 2.0, f"poster model {model_db:.2f} dB vs the photo {photo_db:.2f} dB"
+    mean = (photo.astype(float) + full.astype(float)) / 2
+    assert np.abs(half.astype(float) - mean).max() <= 1.0
