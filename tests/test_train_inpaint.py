@@ -68,10 +68,11 @@ def test_anymask_learns_and_exports_a_loadable_inpainter(tmp_path, photos):
     assert (tmp_path / "ce.previews" / "step_0000030.png").is_file()
 
 
-def test_paper_variant_trains_the_port_layout(tmp_path, photos):
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_paper_variant_trains_the_port_layout(tmp_path, photos, precision):
     paper = ContextEncoderConfig(nef=4, ngf=4, bottleneck=8)
     settings = InpaintSettings(variant="paper", batch_size=2, crop=128, paper=paper, discriminator_width=4)
-    out = _run(tmp_path, settings, photos, steps=3)
+    out = _run(tmp_path, settings, photos, steps=3, precision=precision)  # bf16: BCE needs float32 targets
     loaded = weights.load(out)
     assert loaded.arch == "context_encoder" and loaded.config == paper
     assert set(_losses(tmp_path, "l2")) and all(v > 0 for v in _losses(tmp_path, "l2"))

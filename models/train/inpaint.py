@@ -166,16 +166,16 @@ class InpaintTask(Task):
         q = s.crop // 4
         centre = real[:, :, q : q + s.crop // 2, q : q + s.crop // 2]
         with ctx.autocast():
-            fake = ctx.nets["G"](paper_input(real))
-            d_real = ctx.nets["D"](centre)
-            d_fake = ctx.nets["D"](fake.detach())
-        ones, zeros = torch.ones_like(d_real), torch.zeros_like(d_real)
-        loss_d = F.binary_cross_entropy(d_real.float(), ones) + F.binary_cross_entropy(d_fake.float(), zeros)
+            fake = ctx.nets["G"](paper_input(real)).float()
+            d_real = ctx.nets["D"](centre).float()
+            d_fake = ctx.nets["D"](fake.detach()).float()
+        ones, zeros = torch.ones_like(d_real), torch.zeros_like(d_real)  # float32, also under bf16 autocast
+        loss_d = F.binary_cross_entropy(d_real, ones) + F.binary_cross_entropy(d_fake, zeros)
         ctx.optimize(loss_d, "D")
         with ctx.frozen("D") as d, ctx.autocast():
-            d_on_fake = d(fake)
-        adv = F.binary_cross_entropy(d_on_fake.float(), ones)
-        l2 = ((fake.float() - centre) ** 2 * self._paper_weights(fake.shape[-1], fake.device)).mean()
+            d_on_fake = d(fake).float()
+        adv = F.binary_cross_entropy(d_on_fake, ones)
+        l2 = ((fake - centre) ** 2 * self._paper_weights(fake.shape[-1], fake.device)).mean()
         loss_g = (1 - s.adv_weight) * l2 + s.adv_weight * adv
         ctx.optimize(loss_g, "G")
         return {"loss_d": loss_d.item(), "l2": l2.item(), "adv": adv.item()}
