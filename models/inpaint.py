@@ -11,7 +11,8 @@ Each batch item is processed on its own crop around its hole:
   about 2.3x the hole and the prediction reaches a little past it. Windows that leave the image are
   filled by reflection.
 * any-mask model (`context_encoder_anymask`): the hole's bounding box plus a `context` margin, padded
-  by reflection to a multiple of the model's stride, goes in as image-with-hole-at-0 + mask.
+  to a multiple of `SHAPE_STEP` and of the model's stride (real pixels where the image has them,
+  reflection beyond), goes in as image-with-hole-at-0 + mask.
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ from . import layout, masks
 from .archs.context_encoder import ANYMASK, ARCHITECTURE, PAPER_FILL_RGB, PAPER_OVERLAP
 from .runtime import prepared
 
+SHAPE_STEP = 32
+"""Crops for the any-mask model are padded to a multiple of this (and of the stride): fewer distinct input
+shapes, so the CPU backend's per-shape cache of compiled convolutions stays small on a long-running server."""
 MIN_CONTEXT_PX = 32
 """The any-mask crop reaches at least this far past the hole's bounding box (where the image allows)."""
 
@@ -186,7 +190,8 @@ def _anymask_fill(
     x0, y0 = max(x - margin, 0), max(y - margin, 0)
     x1, y1 = min(x + w + margin, width), min(y + h + margin, height)
     cw, ch = x1 - x0, y1 - y0
-    pw, ph = math.ceil(cw / stride) * stride, math.ceil(ch / stride) * stride
+    step = math.lcm(stride, SHAPE_STEP)
+    pw, ph = math.ceil(cw / step) * step, math.ceil(ch / step) * step
     left, top = (pw - cw) // 2, (ph - ch) // 2
     crop = layout.to_signed(_crop(image, x0 - left, y0 - top, pw, ph))
     hole = _crop(mask, x0 - left, y0 - top, pw, ph)
