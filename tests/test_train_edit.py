@@ -4,7 +4,7 @@ import json
 
 import pytest
 import torch
-from PIL import Image
+from gradients import gradient_folder
 
 from models import masks, weights
 from models.archs.edit import EditConfig
@@ -22,13 +22,7 @@ TINY = EditConfig(base_channels=6, downsamplings=2, blocks=1, embed_dim=4, instr
 @pytest.fixture(scope="module")
 def photos(tmp_path_factory):
     """Smooth colour gradients with a little texture."""
-    root = tmp_path_factory.mktemp("photos")
-    g = torch.Generator().manual_seed(0)
-    for i in range(6):
-        y, x = torch.meshgrid(torch.linspace(0, 1, 48), torch.linspace(0, 1, 64), indexing="ij")
-        rgb = torch.stack([x, y, (x + y) / 2 * (i / 5)]) * 0.9 + 0.1 * torch.rand(3, 48, 64, generator=g)
-        Image.fromarray((rgb * 255).clamp(0, 255).byte().permute(1, 2, 0).numpy()).save(root / f"g{i}.png")
-    return root
+    return gradient_folder(tmp_path_factory.mktemp("photos"), size=(48, 64), texture=0.1)
 
 
 def test_synthesised_batch_matches_the_network_input_contract():

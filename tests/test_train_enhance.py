@@ -6,7 +6,7 @@ import json
 
 import pytest
 import torch
-from PIL import Image
+from gradients import gradient, gradient_folder, save_png
 
 from models import degrade, evaluate_enhance, metrics, weights
 from models.archs.enhance import EnhanceConfig
@@ -24,22 +24,10 @@ NOISE = degrade.DegradeConfig(noise_probability=1.0, noise_sigma=(20.0, 20.0), p
                               grey_noise_probability=0.0)
 
 
-def _gradient(h, w, i):
-    y, x = torch.meshgrid(torch.linspace(0, 1, h), torch.linspace(0, 1, w), indexing="ij")
-    return torch.stack([x, y, (x + y) / 2 * ((i + 1) / 6)])
-
-
-def _save(t, path):
-    Image.fromarray((t.permute(1, 2, 0) * 255).round().byte().numpy()).save(path)
-
-
 @pytest.fixture(scope="module")
 def photos(tmp_path_factory):
     """Smooth gradients: noise on them is easy to remove, so a few dozen steps must show learning."""
-    root = tmp_path_factory.mktemp("photos")
-    for i in range(6):
-        _save(_gradient(64, 80, i), root / f"g{i}.png")
-    return root
+    return gradient_folder(tmp_path_factory.mktemp("photos"), size=(64, 80))
 
 
 def _train(tmp_path, settings, data, steps):
@@ -56,7 +44,7 @@ def test_a_short_run_learns_to_denoise_and_exports_a_loadable_model(tmp_path, ph
     assert sum(r["l1"] for r in late) < 0.7 * sum(r["l1_input"] for r in late)  # better than the noisy input
     loaded = weights.load(out)
     assert loaded.arch == "enhance_unet" and loaded.task == "enhance" and loaded.config == TINY
-    clean = _gradient(64, 80, 2)[None]
+    clean = gradient(64, 80, 2)[None]
     noisy = degrade.degrade(clean, NOISE, seed=5)
     restored = enhance(loaded, noisy)
     assert float(metrics.psnr(restored, clean)) > float(metrics.psnr(noisy, clean)) + 2.0
@@ -68,11 +56,11 @@ def test_real_pairs_from_two_folders_and_side_by_side_images(tmp_path):
     for d in (root / "A", root / "B", sbs):
         d.mkdir(parents=True)
     for i in range(3):
-        clean = _gradient(48, 40, i)
+        clean = gradient(48, 40, i)
         dark = clean * 0.5
-        _save(dark, root / "A" / f"p{i}.png")
-        _save(clean, root / "B" / f"p{i}.png")
-        _save(torch.cat([dark, clean], dim=2), sbs / f"p{i}.png")
+        save_png(dark, root / "A" / f"p{i}.png")
+        save_png(clean, root / "B" / f"p{i}.png")
+        save_png(torch.cat([dark, clean], dim=2), sbs / f"p{i}.png")
     folders, side = load_pairs(root, min_side=32), load_pairs(sbs, min_side=32)
     assert len(folders) == len(side) == 3
     assert torch.equal(folders.a[1], side.a[1]) and torch.equal(folders.b[1], side.b[1])
@@ -166,7 +154,7 @@ def _random_vgg(scale=1.0):
 def test_perceptual_distance_is_zero_on_equal_images_and_ignores_the_loss_network_scale():
     from models.train.enhance import perceptual_distance
 
-    clean = _gradient(48, 48, 1)[None]
+    clean = gradient(48, 48, 1)[None]
     noisy = degrade.degrade(clean, NOISE, seed=1)
     base, scaled = _random_vgg(1.0), _random_vgg(20.0)
     assert float(perceptual_distance(base, clean, clean)) == 0.0

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from PIL import Image
+from gradients import gradient_folder
 from safetensors.torch import load_file
 
 pytestmark = pytest.mark.unit
@@ -33,13 +33,7 @@ COMMANDS = {  # tiny, deterministic CPU runs: tens of milliseconds per step
 
 @pytest.fixture(scope="module")
 def photos(tmp_path_factory):
-    root = tmp_path_factory.mktemp("photos")
-    generator = torch.Generator().manual_seed(0)
-    for i in range(6):
-        y, x = torch.meshgrid(torch.linspace(0, 1, 64), torch.linspace(0, 1, 80), indexing="ij")
-        rgb = torch.stack([x, y, (x + y) / 2 * (i / 5)]) + 0.1 * torch.rand(3, 64, 80, generator=generator)
-        Image.fromarray((rgb.clamp(0, 1) * 255).permute(1, 2, 0).byte().numpy()).save(root / f"p{i}.png")
-    return root
+    return gradient_folder(tmp_path_factory.mktemp("photos"), size=(64, 80), texture=0.1)
 
 
 def _command(task: str, photos: Path, out: Path, resume: bool = False) -> list[str]:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from PIL import Image
+from gradients import gradient_folder
 
 from models import masks, weights
 from models.archs.context_encoder import AnyMaskConfig, ContextEncoderConfig
@@ -26,13 +26,7 @@ TINY = AnyMaskConfig(base_channels=4, downsamplings=2, bottleneck_blocks=1, norm
 
 @pytest.fixture(scope="module")
 def photos(tmp_path_factory):
-    """Smooth colour gradients: easy to inpaint, so a few steps must show learning."""
-    root = tmp_path_factory.mktemp("photos")
-    for i in range(6):
-        y, x = torch.meshgrid(torch.linspace(0, 1, 48), torch.linspace(0, 1, 64), indexing="ij")
-        rgb = torch.stack([x, y, (x + y) / 2 * (i / 5)]) * 255
-        Image.fromarray(rgb.permute(1, 2, 0).byte().numpy()).save(root / f"g{i}.png")
-    return root
+    return gradient_folder(tmp_path_factory.mktemp("photos"), size=(48, 64))
 
 
 def _run(tmp_path, settings, photos, steps, **kw):

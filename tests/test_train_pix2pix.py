@@ -4,6 +4,7 @@ import json
 
 import pytest
 import torch
+from gradients import gradient, gradient_folder, save_png
 from PIL import Image
 
 from models import evaluate_translate, pairs, translate, weights
@@ -18,21 +19,9 @@ pytestmark = pytest.mark.unit
 TINY = dict(net_g="unet_128", ngf=8, ndf=8, crop=128, batch_size=2)
 
 
-def _gradient(h: int, w: int, i: int) -> torch.Tensor:
-    y, x = torch.meshgrid(torch.linspace(0, 1, h), torch.linspace(0, 1, w), indexing="ij")
-    return torch.stack([x, y, (x + y) / 2 * (i / 5)])
-
-
-def _save(t: torch.Tensor, path) -> None:
-    Image.fromarray((t.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()).save(path)
-
-
 @pytest.fixture(scope="module")
 def photos(tmp_path_factory):
-    root = tmp_path_factory.mktemp("photos")
-    for i in range(6):
-        _save(_gradient(140, 160, i), root / f"p{i}.png")
-    return root
+    return gradient_folder(tmp_path_factory.mktemp("photos"), size=(140, 160))
 
 
 @pytest.fixture(scope="module")
@@ -40,8 +29,8 @@ def side_by_side(tmp_path_factory):
     """A|B files: A is a gradient, B its colour-inverted copy."""
     root = tmp_path_factory.mktemp("aligned")
     for i in range(4):
-        a = _gradient(130, 140, i)
-        _save(torch.cat([a, 1 - a], dim=-1), root / f"ab{i}.png")
+        a = gradient(130, 140, i)
+        save_png(torch.cat([a, 1 - a], dim=-1), root / f"ab{i}.png")
     return root
 
 
@@ -51,8 +40,8 @@ def two_folders(tmp_path):
     (root / "A").mkdir(parents=True)
     (root / "B").mkdir()
     for i in range(3):
-        a = _gradient(130, 132, i)
-        _save(a, root / "A" / f"img{i}.png")
+        a = gradient(130, 132, i)
+        save_png(a, root / "A" / f"img{i}.png")
         Image.fromarray(((1 - a) * 255).round().byte().permute(1, 2, 0).numpy()).save(root / "B" / f"img{i}.bmp")
     return root
 
@@ -94,7 +83,7 @@ def test_two_folders_with_mismatched_names_is_a_clear_error(two_folders):
 
 
 def test_pairs_of_different_sizes_are_refused(two_folders):
-    _save(_gradient(64, 64, 0), two_folders / "B" / "img1.bmp")
+    save_png(gradient(64, 64, 0), two_folders / "B" / "img1.bmp")
     with pytest.raises(ValueError, match="'img1': A is 132x130 px but B is 64x64 px"):
         load_pairs(two_folders)
 

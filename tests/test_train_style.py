@@ -4,6 +4,7 @@ import json
 
 import pytest
 import torch
+from gradients import gradient_folder
 from PIL import Image
 
 from models import stylize, weights
@@ -25,12 +26,7 @@ def _rand(*shape, seed=0):
 
 @pytest.fixture(scope="module")
 def photos(tmp_path_factory):
-    root = tmp_path_factory.mktemp("photos")
-    for i in range(4):
-        y, x = torch.meshgrid(torch.linspace(0, 1, 40), torch.linspace(0, 1, 48), indexing="ij")
-        rgb = torch.stack([x, y, (x * y) * (i / 3)]) * 255
-        Image.fromarray(rgb.permute(1, 2, 0).byte().numpy()).save(root / f"p{i}.png")
-    return root
+    return gradient_folder(tmp_path_factory.mktemp("photos"), count=4, size=(40, 48))
 
 
 @pytest.fixture(scope="module")
