@@ -51,21 +51,28 @@ def test_style_loss_is_zero_for_equal_statistics_and_positive_otherwise():
     assert style_loss(shifted, feats).item() == pytest.approx(1.0, rel=1e-5)
 
 
-@pytest.mark.parametrize("encoder", ["vgg16_blurpool", "vgg16"])
-def test_loss_decreases_on_a_fixed_batch(data, encoder):
-    pooling = "blur" if encoder == "vgg16_blurpool" else "max"
-    task = AdaINTask(AdaINSettings(batch_size=2, crop=32, lr=3e-4, encoder=encoder), *data, _vgg16_state(pooling))
+def _fit_decoder(task, batch, steps):
+    """A fresh decoder (seed 0) trained `steps` Adam steps on one batch; returns it and each step's loss terms."""
     torch.manual_seed(0)
     decoder = task.networks()["decoder"]
     optimizer = task.optimizers({"decoder": decoder})["decoder"]
-    batch = task.make_batch(torch.Generator().manual_seed(2))
-    totals = []
-    for _ in range(10):
+    history = []
+    for _ in range(steps):
         terms = task.losses(decoder, batch["content"], batch["style"])
         optimizer.zero_grad()
         terms["total"].backward()
         optimizer.step()
-        totals.append(terms["total"].item())
+        history.append(terms)
+    return decoder, history
+
+
+@pytest.mark.parametrize("encoder", ["vgg16_blurpool", "vgg16"])
+def test_loss_decreases_on_a_fixed_batch(data, encoder):
+    pooling = "blur" if encoder == "vgg16_blurpool" else "max"
+    task = AdaINTask(AdaINSettings(batch_size=2, crop=32, lr=3e-4, encoder=encoder), *data, _vgg16_state(pooling))
+    batch = task.make_batch(torch.Generator().manual_seed(2))
+    _, steps = _fit_decoder(task, batch, 10)
+    totals = [terms["total"].item() for terms in steps]
     assert totals[-1] < 0.7 * totals[0], totals
     assert all(p.grad is None for p in task.encoder(torch.device("cpu")).parameters())  # the encoder stays fixed
 
@@ -143,16 +150,8 @@ def test_identity_term_reconstructs_the_content_and_is_off_by_default(data):
     batch = plain.make_batch(torch.Generator().manual_seed(3))
     assert "identity" not in plain.losses(plain.networks()["decoder"], batch["content"], batch["style"])
     task = AdaINTask(AdaINSettings(batch_size=2, crop=32, lr=3e-4, identity_weight=1.0), *data, state)
-    torch.manual_seed(0)
-    decoder = task.networks()["decoder"]
-    optimizer = task.optimizers({"decoder": decoder})["decoder"]
-    identity = []
-    for _ in range(15):
-        terms = task.losses(decoder, batch["content"], batch["style"])
-        optimizer.zero_grad()
-        terms["total"].backward()
-        optimizer.step()
-        identity.append(terms["identity"].item())
+    decoder, steps = _fit_decoder(task, batch, 15)
+    identity, terms = [t["identity"].item() for t in steps], steps[-1]
     assert terms["total"].item() == pytest.approx(sum(terms[k].item() for k in ("content", "style", "identity")))
     assert identity[-1] < 0.7 * identity[0], identity
     # the identity term is the L1 error of alpha 0 (decoder of the content's own features)
