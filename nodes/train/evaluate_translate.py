@@ -11,12 +11,12 @@ import json
 import logging
 from pathlib import Path
 
-from .pix2pix import SYNTHETIC_KINDS
-
 log = logging.getLogger(__name__)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    from models.pairs import KINDS
+
     parser = subparsers.add_parser(
         "evaluate-translate",
         help="score translate models (e.g. colourisation) on synthetic pairs of the held-out photos",
@@ -26,7 +26,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "drawing; poster: target its poster). The baseline 'input' returns the input unchanged.",
     )
     parser.add_argument("--data", required=True, type=Path, help="folder of photos (searched recursively)")
-    parser.add_argument("--synthetic", choices=SYNTHETIC_KINDS, default="colorize",
+    parser.add_argument("--synthetic", choices=KINDS, default="colorize",
                         help="how the pairs are made from the photos (default colorize)")
     parser.add_argument("--holdout", type=float, default=0.1,
                         help="held-out fraction used in training (default 0.1); 0 scores every photo")

@@ -14,7 +14,6 @@ SYNTHETIC_HELP = (
     "(sigma 1) over its 98th percentile, clipped and inverted; B = the photo), or the style 'poster' (A = the "
     "photo, B = a pop-art poster of it: blurred colours rounded to 5 levels per channel, dark outlines)"
 )
-SYNTHETIC_KINDS = ("colorize", "edges2photo", "poster")  # models.pairs.KINDS, without importing torch here
 
 
 def add_generator_options(group: argparse._ArgumentGroup, *, net: str, norm: str, dropout: bool) -> None:
@@ -32,6 +31,8 @@ def add_generator_options(group: argparse._ArgumentGroup, *, net: str, norm: str
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    from models.pairs import KINDS
+
     from .cli import add_run_options
 
     parser = subparsers.add_parser(
@@ -45,7 +46,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     g = parser.add_argument_group("data")
     g.add_argument("--data", required=True, help="A/ + B/ folders, side-by-side A|B images, or photos (--synthetic)")
-    g.add_argument("--synthetic", choices=SYNTHETIC_KINDS, default=None, help=SYNTHETIC_HELP)
+    g.add_argument("--synthetic", choices=KINDS, default=None, help=SYNTHETIC_HELP)
     g.add_argument("--direction", choices=("AtoB", "BtoA"), default="AtoB", help="paired data: which side is input")
     g.add_argument("--holdout", type=float, default=0.0,
                    help="fraction of pairs set aside by a stable hash of their name (never trained on)")
