@@ -9,18 +9,18 @@ from __future__ import annotations
 
 import json
 import os
-import struct
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
-from torch import Tensor, nn
+from torch import nn
 
+from .archs import adain
+from .checkpoint import check_safetensors_file, read_foreign
 from .registry import ARCHITECTURES, TASKS, Architecture, Registry, StateDict
 
 FORMAT = "gan-edit"
@@ -80,7 +80,7 @@ def save(
 def read_metadata(path: str | os.PathLike) -> dict[str, str]:
     """The metadata of a weights file of ours, checked; the tensors are not read."""
     path = Path(path)
-    _check_safetensors_file(path)
+    check_safetensors_file(path)
     try:
         with safe_open(str(path), framework="pt") as f:
             metadata = f.metadata() or {}
@@ -133,31 +133,6 @@ def load(path: str | os.PathLike, registry: Registry = ARCHITECTURES) -> LoadedM
     )
 
 
-def read_foreign(path: str | os.PathLike) -> StateDict:
-    """A public `.pth` checkpoint as a flat state dict: tensors only, no code ever runs."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
-    try:
-        obj = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as exc:  # UnpicklingError, RuntimeError, EOFError ... all mean "not loadable"
-        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ValueError(
-            f"{path}: refused to load: not a plain tensor checkpoint. Only state dicts of tensors are "
-            f"read (torch.load weights_only=True); this file holds something else ({text})"
-        ) from exc
-    if isinstance(obj, Mapping) and "state_dict" in obj and isinstance(obj["state_dict"], Mapping):
-        obj = obj["state_dict"]
-    if not isinstance(obj, Mapping) or not obj:
-        raise ValueError(f"{path}: expected a state dict (name -> tensor), got {type(obj).__name__}")
-    state = {}
-    for key, value in obj.items():
-        if not isinstance(value, Tensor):
-            raise ValueError(f"{path}: entry {key!r} is a {type(value).__name__}, expected a tensor")
-        state[key.removeprefix("module.")] = value
-    return state
-
-
 def load_foreign(path: str | os.PathLike, registry: Registry = ARCHITECTURES) -> LoadedModel:
     """Detect, convert and strictly load a public checkpoint (see `convert` to save it as ours)."""
     path = Path(path)
@@ -184,29 +159,22 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, registry: Registry =
     return save(loaded.module, dst, loaded.arch, loaded.config, loaded.task, loaded.provenance, registry)
 
 
-def _check_safetensors_file(path: Path) -> None:
-    """Cheap structural checks that give a clear message before the parser does."""
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
-    size = path.stat().st_size
-    with open(path, "rb") as f:
-        head = f.read(8)
-        if len(head) < 8:
-            raise ValueError(f"{path}: not a safetensors file (only {size} bytes)")
-        (header_len,) = struct.unpack("<Q", head)
-        if header_len > 100_000_000 or not f.read(1).startswith(b"{"):
-            raise ValueError(f"{path}: not a safetensors file (no JSON header at the start)")
-        if 8 + header_len > size:
-            raise ValueError(f"{path}: truncated: header claims {header_len} bytes, file has {size - 8}")
-        f.seek(8)
-        try:
-            header = json.loads(f.read(header_len))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ValueError(f"{path}: not a safetensors file (corrupt header: {exc})") from exc
-    ends = [v["data_offsets"][1] for k, v in header.items() if k != "__metadata__" and "data_offsets" in v]
-    needed = 8 + header_len + max(ends, default=0)
-    if needed > size:
-        raise ValueError(f"{path}: truncated: tensors need {needed} bytes, file has {size}")
+def load_adain_pair(vgg_path: str | os.PathLike, decoder_path: str | os.PathLike) -> LoadedModel:
+    """Load the reference `vgg_normalised.pth` + `decoder.pth` as one adain model (float32)."""
+    config, state = adain.pair_state(read_foreign(vgg_path), read_foreign(decoder_path))
+    module = adain.AdaIN(config)
+    module.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
+    provenance = {"converted_from": [Path(vgg_path).name, Path(decoder_path).name]}
+    return LoadedModel(
+        module=module.eval(), arch=adain.ARCHITECTURE.id, config=config, task="stylize", provenance=provenance,
+        path=str(decoder_path),
+    )
+
+
+def convert_adain_pair(vgg_path: str | os.PathLike, decoder_path: str | os.PathLike, dst: str | os.PathLike) -> Path:
+    """Write the reference encoder + decoder files as one gan-edit safetensors file at `dst`."""
+    loaded = load_adain_pair(vgg_path, decoder_path)
+    return save(loaded.module, dst, loaded.arch, loaded.config, loaded.task, loaded.provenance)
 
 
 def _load_strict(module: nn.Module, state: StateDict, path: Path, architecture: Architecture) -> None:

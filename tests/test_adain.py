@@ -1,25 +1,23 @@
 """AdaIN: the reference encoder/decoder pair loads as one model and reproduces every saved tensor."""
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
+from reference import FIXTURES
 from safetensors.torch import load_file
 
-from models import weights
+from models import checkpoint, weights
 from models.archs import adain
 
 pytestmark = pytest.mark.unit
 
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "checkpoints"
-needs_fixtures = pytest.mark.skipif(not FIXTURES.is_dir(), reason="reference fixtures not present")
 VGG, DECODER = FIXTURES / "adain_vgg.pth", FIXTURES / "adain_decoder.pth"
 
 
 @pytest.fixture(scope="module")
 def model():
-    return adain.load_pair(VGG, DECODER)
+    return weights.load_adain_pair(VGG, DECODER)
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +25,6 @@ def io():
     return load_file(FIXTURES / "adain_vgg_decoder.io.safetensors")
 
 
-@needs_fixtures
 def test_features_adain_and_output_match_the_reference(model, io):
     m = model.module
     assert all(p.dtype == torch.float32 for p in m.parameters())  # the float16 files are upcast
@@ -41,9 +38,8 @@ def test_features_adain_and_output_match_the_reference(model, io):
         assert (got - io[name]).abs().max().item() <= 1e-4, name  # measured 0.0 on CPU
 
 
-@needs_fixtures
 def test_convert_pair_writes_one_file_of_ours(tmp_path, io):
-    path = adain.convert_pair(VGG, DECODER, tmp_path / "adain.safetensors")
+    path = weights.convert_adain_pair(VGG, DECODER, tmp_path / "adain.safetensors")
     loaded = weights.load(path)
     assert loaded.arch == "adain" and loaded.task == "stylize" and loaded.config == adain.AdaINConfig()
     assert loaded.provenance == {"converted_from": ["adain_vgg.pth", "adain_decoder.pth"]}
@@ -52,18 +48,16 @@ def test_convert_pair_writes_one_file_of_ours(tmp_path, io):
         assert (loaded.module(io["content"], io["style"]) - io["output"]).abs().max().item() <= 1e-4
 
 
-@needs_fixtures
 def test_full_vgg_normalised_keys_past_relu4_1_are_ignored():
-    vgg = weights.read_foreign(VGG)
+    vgg = checkpoint.read_foreign(VGG)
     listed = json.loads((FIXTURES / "adain_vgg_decoder.json").read_text())["real_checkpoint_extra_keys"]
     full = {**vgg, **{e["key"]: torch.zeros(e["shape"], dtype=torch.float16) for e in listed}}
     assert adain.is_vgg(full) and adain.detect(full)
-    config, state = adain.pair_state(full, weights.read_foreign(DECODER))
+    config, state = adain.pair_state(full, checkpoint.read_foreign(DECODER))
     assert config == adain.AdaINConfig()
     assert sorted(state) == sorted(adain.AdaIN(config).state_dict())
 
 
-@needs_fixtures
 def test_one_file_with_both_parts_loads_through_the_generic_loader(tmp_path, model, io):
     path = tmp_path / "adain_both.pth"
     torch.save(model.module.state_dict(), path)
@@ -73,17 +67,15 @@ def test_one_file_with_both_parts_loads_through_the_generic_loader(tmp_path, mod
         assert torch.equal(loaded.module(io["content"], io["style"]), model.module(io["content"], io["style"]))
 
 
-@needs_fixtures
 @pytest.mark.parametrize("path, part", [(VGG, "VGG encoder"), (DECODER, "decoder")])
-def test_a_lone_part_is_refused_with_a_pointer_to_convert_pair(path, part):
-    with pytest.raises(ValueError, match=f"only the AdaIN {part}.*convert_pair"):
+def test_a_lone_part_is_refused_with_a_pointer_to_convert_adain_pair(path, part):
+    with pytest.raises(ValueError, match=f"only the AdaIN {part}.*convert_adain_pair"):
         weights.load(path)
 
 
-@needs_fixtures
 def test_swapped_files_are_named():
     with pytest.raises(ValueError, match="encoder file is not .*swapped"):
-        adain.load_pair(DECODER, VGG)
+        weights.load_adain_pair(DECODER, VGG)
 
 
 def test_detect_refuses_a_wrong_shape_or_a_partial_vgg():

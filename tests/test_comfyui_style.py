@@ -7,17 +7,15 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from reference import FIXTURES
 
 from models import stylize, weights
-from models.archs import adain
 from models.archs.context_encoder import AnyMaskConfig, AnyMaskContextEncoder
 from models.archs.patchgan import PatchGAN, PatchGANConfig
 from nodes.harness.client import ExecutionFailed
 
 pytestmark = pytest.mark.integration
 
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "checkpoints"
-needs_fixtures = pytest.mark.skipif(not FIXTURES.is_dir(), reason="reference fixtures not present")
 WIDTH, HEIGHT = 128, 96
 TOLERANCE = 1.25  # in 0..255: SaveImage truncates to 8 bits (up to one level), plus float noise across devices
 
@@ -34,7 +32,7 @@ def server(comfy, repo_root, folder):
         comfy.client.upload_image(repo_root / "workflows" / "inputs" / name)
     folder.mkdir(parents=True, exist_ok=True)
     if FIXTURES.is_dir():
-        adain.convert_pair(FIXTURES / "adain_vgg.pth", FIXTURES / "adain_decoder.pth",
+        weights.convert_adain_pair(FIXTURES / "adain_vgg.pth", FIXTURES / "adain_decoder.pth",
                            folder / "style_adain.safetensors")
         weights.convert(FIXTURES / "fast_style_transformernet.pth", folder / "style_fast.safetensors")
         weights.convert(FIXTURES / "cyclegan_resnet9_instance_nodropout.pth", folder / "style_cyclegan.safetensors")
@@ -130,7 +128,6 @@ def test_nodes_are_registered_with_tooltips(server):
     assert {"mask", "style_2", "style_2_weight", "style_3", "style_3_weight"} <= set(optional)
 
 
-@needs_fixtures
 def test_alpha_0_is_the_decoders_reconstruction_and_alpha_1_differs(server, folder, tmp_path):
     zero = _run(server, _style_graph(alpha=0.0), tmp_path / "zero")
     full = _run(server, _style_graph(alpha=1.0), tmp_path / "full")
@@ -147,7 +144,6 @@ def test_alpha_0_is_the_decoders_reconstruction_and_alpha_1_differs(server, fold
     assert np.abs(full["6"][0].astype(int) - result).mean() > 1.0  # the style did something
 
 
-@needs_fixtures
 def test_alpha_1_matches_the_core_function(server, folder, tmp_path):
     out = _run(server, _style_graph(alpha=1.0, preserve_colour=True), tmp_path)
     graph = _style_graph()
@@ -159,7 +155,6 @@ def test_alpha_1_matches_the_core_function(server, folder, tmp_path):
     assert np.abs(out["6"][0] - _hwc255(core)).max() <= TOLERANCE
 
 
-@needs_fixtures
 def test_mask_confines_the_change(server, tmp_path):
     out = _run(server, _style_graph(mask=_box(32, 16, 48, 40)), tmp_path)
     result, content = out["6"][0], out["7"][0]
@@ -169,7 +164,6 @@ def test_mask_confines_the_change(server, tmp_path):
     assert np.abs(result[inside].astype(int) - content[inside]).mean() > 1.0
 
 
-@needs_fixtures
 def test_one_mask_serves_a_batch_and_a_wrong_size_is_an_error(server, tmp_path):
     out = _run(server, _style_graph(mask=_box(0, 0, 64, 96), content_batch=2), tmp_path / "a")
     assert len(out["6"]) == 2
@@ -179,7 +173,6 @@ def test_one_mask_serves_a_batch_and_a_wrong_size_is_an_error(server, tmp_path):
         _run(server, _style_graph(mask=_solid(1.0, 64, 64)), tmp_path / "b")
 
 
-@needs_fixtures
 def test_two_styles_weighted_1_0_equal_the_first_alone(server, tmp_path):
     single = _run(server, _style_graph(), tmp_path / "one")["6"][0]
     blended = _run(server, _style_graph(second=("coffee.jpg", 0.0)), tmp_path / "two")["6"][0]
@@ -188,13 +181,11 @@ def test_two_styles_weighted_1_0_equal_the_first_alone(server, tmp_path):
     assert np.abs(other.astype(int) - single).mean() > 1.0
 
 
-@needs_fixtures
 def test_style_batch_mismatch_is_an_error(server, tmp_path):
     with pytest.raises(ExecutionFailed, match=r"style is a batch of 3 images.*content batch \(2\)"):
         _run(server, _style_graph(style_batch=3, content_batch=2), tmp_path)
 
 
-@needs_fixtures
 def test_stylize_strength_0_is_the_input_and_1_the_network(server, folder, tmp_path):
     zero = _run(server, _stylize_graph(strength=0.0), tmp_path / "zero")
     assert np.array_equal(zero["6"][0], zero["7"][0])
@@ -205,7 +196,6 @@ def test_stylize_strength_0_is_the_input_and_1_the_network(server, folder, tmp_p
     assert np.abs(full["6"][0] - _hwc255(core)).max() <= TOLERANCE
 
 
-@needs_fixtures
 def test_stylize_in_tiles_keeps_the_size(server, tmp_path):
     out = _run(server, _stylize_graph(tile=64, overlap=16), tmp_path)
     assert out["6"][0].shape == (HEIGHT, WIDTH, 3) and out["6"][0].std() > 1.0
@@ -213,7 +203,6 @@ def test_stylize_in_tiles_keeps_the_size(server, tmp_path):
         _run(server, _stylize_graph(tile=32, overlap=32), tmp_path / "bad")
 
 
-@needs_fixtures
 def test_stylize_takes_a_cyclegan_generator(server, tmp_path):
     out = _run(server, _stylize_graph("style_cyclegan.safetensors", strength=0.5), tmp_path)
     result, content = out["6"][0], out["7"][0]
@@ -232,7 +221,6 @@ def test_models_of_other_tasks_are_refused_naming_the_task(server, tmp_path, mod
         _run(server, _stylize_graph(model), tmp_path / "stylize")
 
 
-@needs_fixtures
 def test_each_node_points_to_the_other_for_the_others_models(server, tmp_path):
     with pytest.raises(ExecutionFailed, match=r"'transformer_net' model for 'stylize' \(use GAN Stylize"):
         _run(server, _style_graph("style_fast.safetensors"), tmp_path / "a")

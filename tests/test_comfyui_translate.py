@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from reference import FIXTURES
 
 from models import pairs, translate, weights
 from models.archs.context_encoder import AnyMaskConfig, AnyMaskContextEncoder
@@ -14,8 +15,6 @@ from nodes.harness.client import ExecutionFailed
 
 pytestmark = pytest.mark.integration
 
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "checkpoints"
-needs_fixtures = pytest.mark.skipif(not FIXTURES.is_dir(), reason="reference fixtures not present")
 RANDOM_UNET = "translate_random_unet64.safetensors"
 
 
@@ -60,7 +59,6 @@ def test_node_is_registered_with_tooltips(server):
     assert info["output"] == ["IMAGE"]
 
 
-@needs_fixtures
 @pytest.mark.parametrize(
     "model, normalization, size_handling",
     [
@@ -75,7 +73,6 @@ def test_output_has_the_input_size(server, tmp_path, model, normalization, size_
     assert out.std() > 1.0  # a real picture, not a constant
 
 
-@needs_fixtures
 def test_normalization_modes_differ_for_a_batch_norm_model(server, tmp_path):
     (evaluated,) = _run(server, _graph("translate_unet256.safetensors", "eval"), tmp_path / "a")
     (batch_stats,) = _run(server, _graph("translate_unet256.safetensors", "per-image batch statistics"), tmp_path / "b")

@@ -1,12 +1,12 @@
 """Context Encoder architectures: public-port fixtures, detection, the any-mask variant's shapes."""
 
-from pathlib import Path
 
 import pytest
 import torch
+from reference import FIXTURES
 from safetensors.torch import load_file
 
-from models import weights
+from models import checkpoint, weights
 from models.archs.context_encoder import (
     AnyMaskConfig,
     AnyMaskContextEncoder,
@@ -18,14 +18,11 @@ from models.registry import ARCHITECTURES
 
 pytestmark = pytest.mark.unit
 
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "checkpoints"
-needs_fixtures = pytest.mark.skipif(not FIXTURES.is_dir(), reason="reference fixtures not present")
 
 # Default any-mask config: documented as "about 1.5 M parameters" in the module docstring.
 ANYMASK_PARAMS = (1_400_000, 1_600_000)
 
 
-@needs_fixtures
 @pytest.mark.parametrize(
     "name, arch_id, config",
     [
@@ -48,10 +45,9 @@ def test_public_checkpoint_reproduces_reference_output(tmp_path, name, arch_id, 
         assert (again.module(io["input"]) - io["output"]).abs().max().item() <= 1e-5
 
 
-@needs_fixtures
 def test_checkpoint_without_batchnorm_counters_still_converts():
     """Files saved before torch 0.4 have no num_batches_tracked; the converter adds them."""
-    state = weights.read_foreign(FIXTURES / "context_encoder_netG.pth")
+    state = checkpoint.read_foreign(FIXTURES / "context_encoder_netG.pth")
     old = {k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}
     assert len(old) < len(state)
     arch = ARCHITECTURES.detect(old)
@@ -64,7 +60,6 @@ def test_checkpoint_without_batchnorm_counters_still_converts():
         assert (module(io["input"]) - io["output"]).abs().max().item() <= 1e-5
 
 
-@needs_fixtures
 @pytest.mark.parametrize(
     "name, arch_id",
     [
@@ -74,7 +69,7 @@ def test_checkpoint_without_batchnorm_counters_still_converts():
     ],
 )
 def test_detect_claims_exactly_the_right_fixture(name, arch_id):
-    state = weights.read_foreign(FIXTURES / f"{name}.pth")
+    state = checkpoint.read_foreign(FIXTURES / f"{name}.pth")
     claimed = [a.id for a in ARCHITECTURES if a.detect is not None and a.detect(state)]
     assert claimed == [arch_id]
 

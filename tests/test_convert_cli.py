@@ -2,16 +2,14 @@
 
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
+from reference import FIXTURES
 
 from models import weights
-from models.archs import adain
 from nodes.train.cli import main
 
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "checkpoints"
 pytestmark = pytest.mark.skipif(not FIXTURES.is_dir(), reason="reference fixtures not present")
 
 
@@ -28,7 +26,7 @@ def test_convert_adain_writes_one_model_equal_to_the_pair(tmp_path, capsys):
     assert "adain model for 'stylize'" in capsys.readouterr().out
     loaded = weights.load(out)
     assert loaded.arch == "adain" and loaded.task == "stylize"
-    pair = adain.load_pair(FIXTURES / "adain_vgg.pth", FIXTURES / "adain_decoder.pth")
+    pair = weights.load_adain_pair(FIXTURES / "adain_vgg.pth", FIXTURES / "adain_decoder.pth")
     assert _same_weights(loaded.module, pair.module)
 
 
@@ -63,7 +61,7 @@ def test_convert_single_file_checkpoint(tmp_path, capsys, name, arch, task):
 def test_a_lone_adain_part_points_to_convert_adain(tmp_path, capsys):
     code = main(["convert", "--src", str(FIXTURES / "adain_decoder.pth"), "--out", str(tmp_path / "x.safetensors")])
     assert code == 2
-    assert "convert_pair" in capsys.readouterr().err
+    assert "convert_adain_pair" in capsys.readouterr().err
 
 
 def test_out_must_be_safetensors(tmp_path, capsys):

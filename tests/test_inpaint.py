@@ -1,9 +1,9 @@
 """The inpainting task function: compositing, range conversion, per-item crops, input checks."""
 
-from pathlib import Path
 
 import pytest
 import torch
+from reference import FIXTURES
 from safetensors.torch import load_file
 
 from models import masks, weights
@@ -13,8 +13,6 @@ from models.weights import LoadedModel
 
 pytestmark = pytest.mark.unit
 
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "checkpoints"
-needs_fixtures = pytest.mark.skipif(not FIXTURES.is_dir(), reason="reference fixtures not present")
 
 TINY = AnyMaskConfig(base_channels=4, downsamplings=2, bottleneck_blocks=1, norm="batch")
 
@@ -107,7 +105,6 @@ def test_full_mask_works_for_the_anymask_model():
     assert torch.allclose(out, torch.tensor(rgb).view(1, 3, 1, 1).expand_as(out), atol=1e-6)
 
 
-@needs_fixtures
 def test_full_mask_is_refused_for_the_paper_model():
     mask = torch.ones(2, 1, 64, 64)
     mask[0, :, :4, :4] = 0  # item 0 has a little context, item 1 none
@@ -176,7 +173,6 @@ def test_dtype_and_mode_are_only_for_the_computation():
     assert all(torch.equal(before[k], after[k]) for k in before)  # no cast, and no BatchNorm stat updates
 
 
-@needs_fixtures
 def test_paper_model_reproduces_the_ports_centre_fill():
     """A 54 px hole centred in a 128 image maps the window 1:1 onto the port's 128 input."""
     io = load_file(FIXTURES / "context_encoder_netG.io.safetensors")
@@ -190,7 +186,6 @@ def test_paper_model_reproduces_the_ports_centre_fill():
     assert torch.equal(out[keep], image[keep])
 
 
-@needs_fixtures
 def test_paper_model_hole_at_the_border_changes_only_the_hole():
     image = _image(2, 100, 140)
     mask = torch.zeros(2, 1, 100, 140)

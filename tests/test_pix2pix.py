@@ -1,12 +1,12 @@
 """pix2pix / CycleGAN networks: the public checkpoints reproduce the reference, detection, conversion."""
 
-from pathlib import Path
 
 import pytest
 import torch
+from reference import FIXTURES
 from safetensors.torch import load_file
 
-from models import weights
+from models import checkpoint, weights
 from models.archs import pix2pix
 from models.archs.pix2pix import (
     PixelDiscriminator,
@@ -20,8 +20,6 @@ from models.registry import ARCHITECTURES
 
 pytestmark = pytest.mark.unit
 
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "checkpoints"
-needs_fixtures = pytest.mark.skipif(not FIXTURES.is_dir(), reason="reference fixtures not present")
 
 # name -> (architecture id, the config the reference json describes)
 GENERATORS = {
@@ -60,7 +58,6 @@ def _legacy(state: dict[str, torch.Tensor], module: torch.nn.Module) -> dict[str
     return old
 
 
-@needs_fixtures
 @pytest.mark.parametrize("name", sorted(GENERATORS))
 def test_public_checkpoint_reproduces_the_reference(name, tmp_path):
     arch, config = GENERATORS[name]
@@ -74,7 +71,6 @@ def test_public_checkpoint_reproduces_the_reference(name, tmp_path):
     assert _max_error(again.module, io) <= 1e-5
 
 
-@needs_fixtures
 def test_unet_train_mode_output_with_dropout_off():
     io = load_file(FIXTURES / "pix2pix_unet256_batch_dropout.io.safetensors")
     module = weights.load(FIXTURES / "pix2pix_unet256_batch_dropout.pth").module.train()
@@ -84,10 +80,9 @@ def test_unet_train_mode_output_with_dropout_off():
     assert _max_error(module, io, "output_train_mode") <= 1e-5
 
 
-@needs_fixtures
 @pytest.mark.parametrize("path", sorted(FIXTURES.glob("*.pth")) if FIXTURES.is_dir() else [], ids=lambda p: p.stem)
 def test_every_fixture_is_detected_as_exactly_its_architecture(path):
-    state = weights.read_foreign(path)
+    state = checkpoint.read_foreign(path)
     expected = {**{k: v[0] for k, v in GENERATORS.items()}, **OTHERS}.get(path.stem)
     if expected is not None:
         assert ARCHITECTURES.detect(state).id == expected
@@ -126,10 +121,9 @@ def test_config_is_inferred_from_keys_and_shapes(build, config):
     assert set(converted) == set(state)
 
 
-@needs_fixtures
 @pytest.mark.parametrize("name", ["cyclegan_resnet9_instance_nodropout", "pix2pix_unet128_instance"])
 def test_legacy_instance_norm_running_stats_are_dropped(name, tmp_path):
-    state = weights.read_foreign(FIXTURES / f"{name}.pth")
+    state = checkpoint.read_foreign(FIXTURES / f"{name}.pth")
     module = ARCHITECTURES.detect(state).build(ARCHITECTURES.detect(state).convert(state)[0])
     old = _legacy(state, module)
     assert len(old) > len(state)

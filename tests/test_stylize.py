@@ -1,21 +1,19 @@
 """Style transfer task functions: fast_style (TransformerNet) and adain_style (AdaIN)."""
 
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import torch
+from reference import FIXTURES
 from safetensors.torch import load_file
 from torch import nn
 
-from models import stylize, weights
+from models import checkpoint, stylize, weights
 from models.archs import adain
 from models.registry import ARCHITECTURES
 
 pytestmark = pytest.mark.unit
 
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "checkpoints"
-needs_fixtures = pytest.mark.skipif(not FIXTURES.is_dir(), reason="reference fixtures not present")
 MINE = {"transformer_net", "adain"}
 
 
@@ -36,7 +34,7 @@ def style_net():
 
 @pytest.fixture(scope="module")
 def adain_model():
-    return adain.load_pair(FIXTURES / "adain_vgg.pth", FIXTURES / "adain_decoder.pth")
+    return weights.load_adain_pair(FIXTURES / "adain_vgg.pth", FIXTURES / "adain_decoder.pth")
 
 
 @pytest.fixture(scope="module")
@@ -48,10 +46,9 @@ def io():
 # detection across every public fixture
 
 
-@needs_fixtures
 @pytest.mark.parametrize("path", sorted(FIXTURES.glob("*.pth")) if FIXTURES.is_dir() else [], ids=lambda p: p.name)
 def test_each_fixture_is_claimed_by_the_right_family_or_refused(path):
-    state = weights.read_foreign(path)
+    state = checkpoint.read_foreign(path)
     families = {"fast_style": "transformer_net", "adain": "adain"}
     expected = next((arch for prefix, arch in families.items() if path.name.startswith(prefix)), None)
     try:
@@ -68,7 +65,6 @@ def test_each_fixture_is_claimed_by_the_right_family_or_refused(path):
 # fast_style
 
 
-@needs_fixtures
 def test_fast_style_reproduces_the_reference_on_the_0_255_scale(style_net):
     io = load_file(FIXTURES / "fast_style_transformernet.io.safetensors")
     out = stylize.fast_style(style_net, io["input"] / 255.0)
@@ -76,7 +72,6 @@ def test_fast_style_reproduces_the_reference_on_the_0_255_scale(style_net):
     assert (out * 255.0 - io["output"].clamp(0, 255)).abs().max().item() <= 1e-4 * 255  # measured 7.6e-6
 
 
-@needs_fixtures
 def test_fast_style_any_size_and_grayscale(style_net):
     out = stylize.fast_style(style_net, _rand(2, 1, 30, 21))
     assert out.shape == (2, 3, 30, 21) and 0.0 <= out.min() and out.max() <= 1.0
@@ -97,7 +92,6 @@ def test_fast_style_tiles_blend_back_to_the_untiled_result_for_a_pointwise_net()
     assert calls[-1] == (2 * 3 * 4, 2 * 3 * 4) and len(calls) == 24
 
 
-@needs_fixtures
 def test_fast_style_tile_larger_than_the_image_is_one_pass(style_net):
     image = _rand(1, 3, 40, 40)
     assert torch.equal(stylize.fast_style(style_net, image, tile=64), stylize.fast_style(style_net, image))
@@ -123,13 +117,11 @@ def test_fast_style_bad_inputs():
 # adain_style
 
 
-@needs_fixtures
 def test_adain_style_is_the_reference_output_clamped(adain_model, io):
     out = stylize.adain_style(adain_model, io["content"], [io["style"]], alpha=float(io["alpha"]))
     assert (out - io["output"].clamp(0, 1)).abs().max().item() <= 1e-4  # measured 0.0
 
 
-@needs_fixtures
 def test_alpha_zero_is_the_decoders_reconstruction_of_the_content(adain_model, io, record_property):
     out = stylize.adain_style(adain_model, io["content"], [io["style"]], alpha=0.0)
     with torch.no_grad():
@@ -140,7 +132,6 @@ def test_alpha_zero_is_the_decoders_reconstruction_of_the_content(adain_model, i
     record_property("reconstruction_max_abs_error", (out - io["content"]).abs().max().item())
 
 
-@needs_fixtures
 def test_preserve_colour_keeps_the_content_chroma(adain_model, io):
     content = io["content"]
     kept = stylize.adain_style(adain_model, content, [io["style"]], preserve_colour=True)
@@ -153,7 +144,6 @@ def test_preserve_colour_keeps_the_content_chroma(adain_model, io):
     assert torch.allclose(_ycbcr(kept)[:, :1][unclamped[:, :1]], _ycbcr(free)[:, :1][unclamped[:, :1]], atol=1e-5)
 
 
-@needs_fixtures
 def test_mask_confines_the_change(adain_model, io):
     content = io["content"]
     mask = torch.zeros(1, 1, 64, 64)
@@ -168,7 +158,6 @@ def test_mask_confines_the_change(adain_model, io):
     assert torch.allclose(out[..., 40:44, 20:50], 0.5 * (content + full)[..., 40:44, 20:50], atol=1e-6)
 
 
-@needs_fixtures
 def test_style_weights_interpolate(adain_model, io):
     content, style = io["content"], io["style"]
     other = _rand(1, 3, 48, 80, seed=3)
@@ -182,7 +171,6 @@ def test_style_weights_interpolate(adain_model, io):
     assert (mixed - single).abs().max() > 0.01
 
 
-@needs_fixtures
 def test_batches_broadcast_a_single_style_and_pair_a_full_one(adain_model, io):
     contents = torch.cat([io["content"], _rand(1, 3, 64, 64, seed=5)])
     styles = torch.cat([io["style"], _rand(1, 3, 64, 64, seed=6)])
@@ -194,7 +182,6 @@ def test_batches_broadcast_a_single_style_and_pair_a_full_one(adain_model, io):
     assert torch.allclose(broadcast[1:], stylize.adain_style(adain_model, contents[1:], [styles[:1]]), atol=1e-6)
 
 
-@needs_fixtures
 def test_odd_sizes_and_grayscale(adain_model, io):
     out = stylize.adain_style(adain_model, _rand(1, 1, 37, 45), [_rand(1, 3, 20, 33), io["style"]])
     assert out.shape == (1, 3, 37, 45)

@@ -1,23 +1,20 @@
 """Fast neural style TransformerNet: the public checkpoints (current and pre-0.4) load and reproduce."""
 
-from pathlib import Path
 
 import pytest
 import torch
+from reference import FIXTURES
 from safetensors.torch import load_file
 
-from models import weights
+from models import checkpoint, weights
 from models.archs import transformer_net
 from models.archs.transformer_net import TransformerNet, TransformerNetConfig
 
 pytestmark = pytest.mark.unit
 
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "checkpoints"
-needs_fixtures = pytest.mark.skipif(not FIXTURES.is_dir(), reason="reference fixtures not present")
 FILES = ("fast_style_transformernet.pth", "fast_style_transformernet_legacy.pth")
 
 
-@needs_fixtures
 @pytest.mark.parametrize("name", FILES)
 def test_public_checkpoint_reproduces_reference_output(name):
     io = load_file(FIXTURES / "fast_style_transformernet.io.safetensors")
@@ -29,10 +26,9 @@ def test_public_checkpoint_reproduces_reference_output(name):
     assert (out - io["output"]).abs().max().item() <= 1e-4  # 0..255 scale; measured 0.0 on CPU
 
 
-@needs_fixtures
 def test_legacy_running_stats_are_dropped_and_stay_off():
-    legacy = weights.read_foreign(FIXTURES / "fast_style_transformernet_legacy.pth")
-    current = weights.read_foreign(FIXTURES / "fast_style_transformernet.pth")
+    legacy = checkpoint.read_foreign(FIXTURES / "fast_style_transformernet_legacy.pth")
+    current = checkpoint.read_foreign(FIXTURES / "fast_style_transformernet.pth")
     assert len(legacy) - len(current) == 30
     _, converted = transformer_net.convert(legacy)
     assert sorted(converted) == sorted(current)
@@ -43,7 +39,6 @@ def test_legacy_running_stats_are_dropped_and_stay_off():
     assert all(m.affine and not m.track_running_stats and m.running_mean is None for m in norms)
 
 
-@needs_fixtures
 def test_converted_file_gives_the_same_output(tmp_path):
     io = load_file(FIXTURES / "fast_style_transformernet.io.safetensors")
     path = weights.convert(FIXTURES / "fast_style_transformernet_legacy.pth", tmp_path / "style.safetensors")

@@ -1,9 +1,9 @@
 """The translate task function: any size, pad vs resize, eval vs per-image batch statistics, input checks."""
 
-from pathlib import Path
 
 import pytest
 import torch
+from reference import FIXTURES
 from safetensors.torch import load_file
 
 from models import layout, weights
@@ -14,8 +14,6 @@ from models.weights import LoadedModel
 
 pytestmark = pytest.mark.unit
 
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "checkpoints"
-needs_fixtures = pytest.mark.skipif(not FIXTURES.is_dir(), reason="reference fixtures not present")
 
 
 def _unet(norm: str = "batch", num_downs: int = 5, seed: int = 0) -> LoadedModel:
@@ -96,7 +94,6 @@ def test_instance_norm_models_give_the_same_result_in_both_modes():
     assert torch.equal(translate(model, image), translate(model, image, norm_mode="batch_stats"))
 
 
-@needs_fixtures
 def test_reference_outputs_through_translate():
     name = "pix2pix_unet256_batch_dropout"
     io = load_file(FIXTURES / f"{name}.io.safetensors")

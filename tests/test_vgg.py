@@ -4,12 +4,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from models import pretrained
 from models.archs import vgg
 from nodes.harness.env import pack_requirements, repo_root
 
 pytestmark = pytest.mark.unit
 
-needs_stlpips = pytest.mark.skipif(vgg.stlpips_weights_path() is None, reason="stlpips-pytorch is not installed")
+needs_stlpips = pytest.mark.skipif(pretrained.stlpips_weights_path() is None, reason="stlpips-pytorch is not installed")
 
 
 def _rand(*shape, seed=0):
@@ -71,23 +72,23 @@ def test_blur_pooling_sizes_and_filter():
 def test_load_vgg16_reads_a_torchvision_file(tmp_path):
     path = tmp_path / "vgg16-test.pth"
     torch.save(_torchvision_state(seed=1), path)
-    net = vgg.load_vgg16(path, last="relu3_3")
+    net = pretrained.load_vgg16(path, last="relu3_3")
     assert net.pooling == "max" and not net.training
     assert not any(p.requires_grad for p in net.parameters())
     assert torch.equal(net.conv3_3.weight, _torchvision_state(seed=1)["features.14.weight"])
-    assert vgg.load_vgg16(path, last="relu3_3") is net  # cached
+    assert pretrained.load_vgg16(path, last="relu3_3") is net  # cached
 
 
 def test_bad_files_and_layers_are_explained(tmp_path, monkeypatch):
     path = tmp_path / "other.pth"
     torch.save({"conv.weight": torch.zeros(3, 3, 3, 3)}, path)
     with pytest.raises(ValueError, match="not a VGG-16 file: expected torchvision keys"):
-        vgg.read_vgg16_state(path)
+        pretrained.read_vgg16_state(path)
     state = _torchvision_state()
     state["features.5.weight"] = torch.zeros(128, 32, 3, 3)
     torch.save(state, tmp_path / "wrong.pth")
     with pytest.raises(ValueError, match=r"conv2_1.weight: expected shape \(128, 64, 3, 3\)"):
-        vgg.read_vgg16_state(tmp_path / "wrong.pth")
+        pretrained.read_vgg16_state(tmp_path / "wrong.pth")
     with pytest.raises(ValueError, match="unknown or cut-off VGG-16 layers"):
         vgg.VGG16Features(last="relu2_2").features(torch.zeros(1, 3, 8, 8), ["relu3_1"])
     with pytest.raises(ValueError, match="pooling must be one of"):
@@ -95,21 +96,21 @@ def test_bad_files_and_layers_are_explained(tmp_path, monkeypatch):
 
 
 def test_no_vgg_available_names_both_options(monkeypatch):
-    monkeypatch.setattr(vgg, "stlpips_weights_path", lambda: None)
+    monkeypatch.setattr(pretrained, "stlpips_weights_path", lambda: None)
     with pytest.raises(FileNotFoundError) as info:
-        vgg.read_vgg16_state(None)
+        pretrained.read_vgg16_state(None)
     assert "stlpips-pytorch==0.0.2" in str(info.value) and "--vgg PATH" in str(info.value)
     assert "vgg16-" in str(info.value)
 
 
 def test_the_train_extra_carries_stlpips_and_the_harness_installs_it():
     requirements = pack_requirements(repo_root() / "pyproject.toml")
-    assert vgg.STLPIPS_REQUIREMENT in requirements
+    assert pretrained.STLPIPS_REQUIREMENT in requirements
 
 
 @needs_stlpips
 def test_real_stlpips_vgg16_is_anti_aliased_and_shift_tolerant():
-    net = vgg.load_vgg16()
+    net = pretrained.load_vgg16()
     assert net.pooling == "blur"
     assert len([m for m in net.modules() if isinstance(m, torch.nn.Conv2d)]) == 13
     assert len([m for m in net.modules() if isinstance(m, vgg.BlurMaxPool)]) == 4

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from reference import FIXTURES
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -16,7 +17,6 @@ from models.registry import ARCHITECTURES, Architecture, Registry
 
 pytestmark = pytest.mark.unit
 
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "checkpoints"
 EXAMPLES = [(arch.id, cfg) for arch in ARCHITECTURES for cfg in arch.example_configs]
 
 

@@ -7,10 +7,10 @@ time: `encode` both images, `adain` moves the content features' per-channel mean
 style's, `decode` turns features back into an image (raw, unclamped, [0, 1] scale).
 
 Public checkpoints come as two files, `vgg_normalised.pth` (the whole 53-child VGG; only children
-0..30 are used, keys of later children are ignored) and `decoder.pth`. `convert_pair(vgg, decoder,
-dst)` writes them as one file of ours; `load_pair` loads them without writing. A single `.pth` is
+0..30 are used, keys of later children are ignored) and `decoder.pth`. `pair_state(vgg, decoder)` joins
+their state dicts (`models.weights.convert_adain_pair` writes them as one file of ours). A single `.pth` is
 recognised by `detect`: a file holding both parts (keys prefixed `encoder.`/`vgg.` and `decoder.`)
-converts; a lone encoder or decoder is refused with a message that points to `convert_pair`. Float16
+converts; a lone encoder or decoder is refused with a message that points to `convert_adain_pair`. Float16
 files are upcast: the module computes in float32 unless a task function asks otherwise.
 
 The config's `encoder` says which encoder the file carries (and the decoder was trained against):
@@ -24,18 +24,12 @@ and `forward` crops it to the content's size. Its features are multiplied by `FE
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING
 
 from torch import Tensor, nn
 
 from ..architecture import Architecture, StateDict
 from .vgg import VGG16Features
-
-if TYPE_CHECKING:
-    from ..weights import LoadedModel
 
 ENCODERS = ("vgg19_normalised", "vgg16_blurpool", "vgg16")
 VGG16_POOLING = {"vgg16_blurpool": "blur", "vgg16": "max"}
@@ -241,30 +235,8 @@ def convert(state_dict: StateDict) -> tuple[AdaINConfig, StateDict]:
     part = "VGG encoder (vgg_normalised.pth)" if is_vgg(state_dict) else "decoder (decoder.pth)"
     raise ValueError(
         f"this is only the AdaIN {part}; an adain model needs both the VGG encoder and the decoder. Convert "
-        "the two files together: models.archs.adain.convert_pair(vgg_path, decoder_path, dst)"
+        "the two files together: models.weights.convert_adain_pair(vgg_path, decoder_path, dst)"
     )
-
-
-def load_pair(vgg_path: str | os.PathLike, decoder_path: str | os.PathLike) -> LoadedModel:
-    """Load the reference `vgg_normalised.pth` + `decoder.pth` as one adain model (float32)."""
-    from .. import weights  # weights imports the registry, which imports this file
-
-    config, state = pair_state(weights.read_foreign(vgg_path), weights.read_foreign(decoder_path))
-    module = AdaIN(config)
-    module.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
-    provenance = {"converted_from": [Path(vgg_path).name, Path(decoder_path).name]}
-    return weights.LoadedModel(
-        module=module.eval(), arch=ARCHITECTURE.id, config=config, task="stylize", provenance=provenance,
-        path=str(decoder_path),
-    )
-
-
-def convert_pair(vgg_path: str | os.PathLike, decoder_path: str | os.PathLike, dst: str | os.PathLike) -> Path:
-    """Write the reference encoder + decoder files as one gan-edit safetensors file at `dst`."""
-    from .. import weights
-
-    loaded = load_pair(vgg_path, decoder_path)
-    return weights.save(loaded.module, dst, loaded.arch, loaded.config, loaded.task, loaded.provenance)
 
 
 ARCHITECTURE = Architecture(

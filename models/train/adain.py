@@ -178,14 +178,14 @@ def encoder_weights(encoder_path: str | None = None, vgg_path: str | None = None
     """
     from pathlib import Path
 
-    from .. import weights
+    from .. import pretrained
     from ..archs import adain as adain_arch
-    from ..archs import vgg
+    from ..checkpoint import read_foreign
 
     if encoder_path is not None:
         if vgg_path is not None:
             raise ValueError("give either --encoder (a vgg_normalised.pth) or --vgg (a VGG-16 file), not both")
-        state = weights.read_foreign(encoder_path)
+        state = read_foreign(encoder_path)
         if not adain_arch.is_vgg(state):
             raise ValueError(
                 f"{encoder_path}: not an AdaIN vgg_normalised state dict (expected keys 0.weight, 2.weight ... "
@@ -193,7 +193,7 @@ def encoder_weights(encoder_path: str | None = None, vgg_path: str | None = None
             )
         kept = {k: v.float() for k, v in state.items() if int(k.split(".")[0]) < adain_arch.ENCODER_CHILDREN}
         return "vgg19_normalised", kept, Path(encoder_path).name
-    pooling, state = vgg.read_vgg16_state(vgg_path, last="relu4_1")
-    default = f"{vgg.STLPIPS_REQUIREMENT}:{'/'.join(vgg.STLPIPS_WEIGHTS)}"
+    pooling, state = pretrained.read_vgg16_state(vgg_path, last="relu4_1")
+    default = f"{pretrained.STLPIPS_REQUIREMENT}:{'/'.join(pretrained.STLPIPS_WEIGHTS)}"
     source = Path(vgg_path).name if vgg_path is not None else default
     return ("vgg16_blurpool" if pooling == "blur" else "vgg16"), state, source

@@ -83,7 +83,7 @@ class EnhanceTask(Task):
         paired = isinstance(data, PairSet)
         if settings.perceptual_weight > 0:
             if vgg is None:
-                raise ValueError("perceptual_weight > 0 needs a VGG-16 loss network (models.archs.vgg.load_vgg16)")
+                raise ValueError("perceptual_weight > 0 needs a VGG-16 loss network (models.pretrained.load_vgg16)")
             missing = [n for n in PERCEPTUAL_LAYERS if n not in vgg._modules]
             if missing:
                 raise ValueError(f"the loss network lacks layers {missing}; load VGG-16 at least up to relu3_3")

@@ -9,7 +9,7 @@ log = logging.getLogger(__name__)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    from .cli import add_run_options
+    from .run_options import add_run_options
 
     parser = subparsers.add_parser(
         "adain",
@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     from models.train.data import load_images
     from models.train.engine import Trainer
 
-    from .cli import run_options
+    from .run_options import run_options
 
     encoder, state, source = encoder_weights(args.encoder, args.vgg)
     settings = AdaINSettings(batch_size=args.batch_size, crop=args.crop, lr=args.lr,

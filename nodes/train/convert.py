@@ -3,7 +3,7 @@
 `convert --src X.pth --out Y.safetensors` converts a single-file public checkpoint of a supported
 architecture (detected from its keys and shapes, see `models.weights.convert`).
 `convert-adain --vgg vgg_normalised.pth --decoder decoder.pth --out Z.safetensors` joins the two files
-of pytorch-AdaIN into one `adain` model (`models.archs.adain.convert_pair`). The nodes load the result
+of pytorch-AdaIN into one `adain` model (`models.weights.convert_adain_pair`). The nodes load the result
 from `ComfyUI/models/gan_edit/`.
 """
 
@@ -61,11 +61,11 @@ def run_convert(args: argparse.Namespace) -> int:
 
 
 def run_convert_adain(args: argparse.Namespace) -> int:
-    from models.archs import adain
+    from models import weights
 
     _check_out(args.out)
     for option, path in (("--vgg", args.vgg), ("--decoder", args.decoder)):
         if not path.is_file():
             raise FileNotFoundError(f"{option} {path}: no such file")
-    _report(adain.convert_pair(args.vgg, args.decoder, args.out))
+    _report(weights.convert_adain_pair(args.vgg, args.decoder, args.out))
     return 0

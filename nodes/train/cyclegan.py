@@ -10,8 +10,8 @@ log = logging.getLogger(__name__)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    from .cli import add_run_options
     from .pix2pix import add_generator_options
+    from .run_options import add_run_options
 
     parser = subparsers.add_parser(
         "cyclegan",
@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     from models.train.data import load_images
     from models.train.engine import Trainer
 
-    from .cli import run_options
+    from .run_options import run_options
 
     settings = CycleGANSettings(
         net_g=args.net_g, ngf=args.ngf, ndf=args.ndf, n_layers_d=args.n_layers_d, norm=args.norm,

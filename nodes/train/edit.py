@@ -9,7 +9,7 @@ log = logging.getLogger(__name__)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    from .cli import add_run_options
+    from .run_options import add_run_options
 
     parser = subparsers.add_parser(
         "edit",
@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     from models.train.edit import EditSettings, EditTask, parse_instructions
     from models.train.engine import Trainer
 
-    from .cli import run_options
+    from .run_options import run_options
 
     generator = EditConfig(
         base_channels=args.base_channels, downsamplings=args.downsamplings, blocks=args.blocks,

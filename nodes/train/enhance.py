@@ -13,7 +13,7 @@ PRESETS = ("restore", "enhance", "both")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    from .cli import add_run_options
+    from .run_options import add_run_options
 
     parser = subparsers.add_parser(
         "enhance",
@@ -100,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
     from models.train.engine import Trainer
     from models.train.enhance import EnhanceSettings, EnhanceTask
 
-    from .cli import run_options
+    from .run_options import run_options
 
     net = EnhanceConfig(base_channels=args.base_channels, levels=args.levels, blocks=args.blocks,
                         context=not args.no_context, curve_knots=0 if args.no_context else args.curve_knots)
@@ -123,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
     )
     vgg = None
     if args.perceptual_weight > 0:
-        from models.archs.vgg import load_vgg16
+        from models.pretrained import load_vgg16
 
         vgg = load_vgg16(args.vgg, last="relu3_3")
     options = run_options(args)

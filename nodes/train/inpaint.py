@@ -9,7 +9,7 @@ log = logging.getLogger(__name__)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    from .cli import add_run_options
+    from .run_options import add_run_options
 
     parser = subparsers.add_parser(
         "inpaint",
@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     from models.train.engine import Trainer
     from models.train.inpaint import InpaintSettings, InpaintTask
 
-    from .cli import run_options
+    from .run_options import run_options
 
     settings = InpaintSettings(
         variant=args.variant,

@@ -33,7 +33,7 @@ def add_generator_options(group: argparse._ArgumentGroup, *, net: str, norm: str
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     from models.pairs import KINDS
 
-    from .cli import add_run_options
+    from .run_options import add_run_options
 
     parser = subparsers.add_parser(
         "pix2pix",
@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     from models.train.engine import Trainer
     from models.train.pix2pix import Pix2PixSettings, Pix2PixTask, load_synthetic
 
-    from .cli import run_options
+    from .run_options import run_options
 
     settings = Pix2PixSettings(
         net_g=args.net_g, ngf=args.ngf, ndf=args.ndf, n_layers_d=args.n_layers_d, norm=args.norm,

@@ -10,7 +10,7 @@ log = logging.getLogger(__name__)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    from .cli import add_run_options
+    from .run_options import add_run_options
 
     parser = subparsers.add_parser(
         "style",
@@ -77,12 +77,12 @@ def parse_widths(text: str) -> tuple[int, int, int]:
 
 def run(args: argparse.Namespace) -> int:
     from models.archs.transformer_net import TransformerNetConfig
-    from models.archs.vgg import load_vgg16
+    from models.pretrained import load_vgg16
     from models.train.data import load_images
     from models.train.engine import Trainer
     from models.train.style import StyleSettings, StyleTask
 
-    from .cli import run_options
+    from .run_options import run_options
 
     settings = StyleSettings(
         batch_size=args.batch_size, crop=args.crop, lr=args.lr, content_weight=args.content_weight,
