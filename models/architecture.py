@@ -1,8 +1,14 @@
 """What an architecture is: the record the registry lists and every weights file names.
 
 An `Architecture` ties an id (the name written into every weights file) to a frozen dataclass
-config, a `build(config) -> nn.Module` function, the tasks it can serve, and optionally a converter
-for foreign (public) checkpoints. Architecture files build one of these; `registry.py` lists them.
+config, a `build(config) -> nn.Module` function, the tasks it can serve, what its network needs of an
+input (`SizeRule`: multiple of, minimum, exact size), the precisions it runs in, its scale, and
+optionally a converter for foreign (public) checkpoints. Architecture files build one of these;
+`registry.py` lists them.
+
+`Accepts` is the other side: what a core entry point takes (tasks, optionally only some
+architectures). A loaded model checks an `Accepts` with `LoadedModel.expect`, so a node never holds
+a list of architecture ids.
 """
 
 from __future__ import annotations
@@ -21,6 +27,66 @@ TASKS = ("inpaint", "enhance", "translate", "stylize", "edit", "discriminate")
 
 StateDict = dict[str, Tensor]
 
+PRECISIONS = ("fp32", "bf16", "fp16")
+
+
+@dataclass(frozen=True)
+class SizeRule:
+    """Input sides a network takes: multiples of `multiple`, at least `minimum`, or exactly `exact`.
+
+    The task functions pad, crop or resize to meet it; the rule says what they have to reach.
+    """
+
+    multiple: int = 1
+    minimum: int = 1
+    exact: int | None = None
+
+    def fits(self, height: int, width: int) -> bool:
+        if self.exact is not None:
+            return height == width == self.exact
+        return height % self.multiple == 0 and width % self.multiple == 0 and min(height, width) >= self.minimum
+
+    def describe(self) -> str:
+        if self.exact is not None:
+            return f"exactly {self.exact}x{self.exact} px"
+        parts = [f"multiples of {self.multiple} px"] if self.multiple > 1 else []
+        parts += [f"at least {self.minimum} px"] if self.minimum > 1 else []
+        return " and ".join(parts) or "any size"
+
+
+def _any_size(config: Any) -> SizeRule:
+    return SizeRule()
+
+
+@dataclass(frozen=True)
+class Accepts:
+    """What a core entry point takes: a model for one of `tasks`, of one of `archs` (empty: any of them).
+
+    `wanted` names it for people ("a model for the 'inpaint' task"); `hints` adds a pointer when a
+    model of a given architecture id or task is refused, e.g. ("transformer_net", "use GAN Stylize for it").
+    """
+
+    wanted: str
+    tasks: tuple[str, ...]
+    archs: tuple[str, ...] = ()
+    hints: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        unknown = set(self.tasks) - set(TASKS)
+        if unknown:
+            raise ValueError(f"Accepts({self.wanted!r}): unknown tasks {sorted(unknown)}; known: {TASKS}")
+
+    def takes(self, arch: str, task: str) -> bool:
+        return task in self.tasks and (not self.archs or arch in self.archs)
+
+    def refusal(self, arch: str, task: str, who: str, what: str = "this model") -> str | None:
+        """None when (arch, task) is taken, else the message: who needs what, and what this is."""
+        if self.takes(arch, task):
+            return None
+        hint = next((text for key, text in self.hints if key in (arch, task)), "")
+        message = f"{who} needs {self.wanted}, but {what} is a {arch!r} model for {task!r}"
+        return message + (f" ({hint})" if hint else "")
+
 
 @dataclass(frozen=True)
 class Architecture:
@@ -37,6 +103,12 @@ class Architecture:
     convert: Callable[[StateDict], tuple[Any, StateDict]] | None = None
     # Small configs that tests build and round-trip through save/load.
     example_configs: tuple[Any, ...] = ()
+    # What the network needs of an input's height and width, given its config.
+    sizes: Callable[[Any], SizeRule] = _any_size
+    # Precisions the task functions may run it in (fp32 always; reduced ones where tested).
+    precisions: tuple[str, ...] = ("fp32", "bf16")
+    # Output size / input size (1 for every family of ours).
+    scale: int = 1
 
     def __post_init__(self) -> None:
         if not dataclasses.is_dataclass(self.config_cls):
@@ -44,6 +116,8 @@ class Architecture:
         unknown = set(self.tasks) - set(TASKS)
         if unknown:
             raise ValueError(f"architecture {self.id!r}: unknown tasks {sorted(unknown)}; known: {TASKS}")
+        if "fp32" not in self.precisions or set(self.precisions) - set(PRECISIONS):
+            raise ValueError(f"architecture {self.id!r}: precisions must include fp32 and come from {PRECISIONS}")
 
     def config_from_dict(self, values: Mapping[str, Any]) -> Any:
         """Rebuild the config dataclass from its JSON form (lists become tuples where typed so)."""

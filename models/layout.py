@@ -1,11 +1,17 @@
-"""The one place where tensor layouts and value ranges are converted.
+"""The tensor contract of the core, and the one place where layouts and value ranges are converted.
 
 ComfyUI hands nodes IMAGE tensors shaped [B, H, W, C] and MASK tensors shaped [B, H, W] (or [H, W]),
 all float in 0..1. The core works on images [B, C, H, W] and masks [B, 1, H, W]. Generators that end
 in tanh work in [-1, 1]; the task functions call `to_signed` / `from_signed` themselves.
+
+`validate_image`, `validate_mask` and `validate_mask_for` check the core contract; every core entry point
+calls them, so a bad tensor gets the same message wherever it arrives.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -80,3 +86,62 @@ def reflect_indices(start: int, length: int, size: int, device: torch.device | s
     period = 2 * (size - 1)
     idx = idx.remainder(period)
     return torch.where(idx >= size, period - idx, idx)
+
+
+def validate_image(image: Any, channels: Sequence[int] | None = None, name: str = "image") -> Tensor:
+    """Check the core image contract: a float tensor [B, C, H, W], non-empty, finite, in [0, 1].
+
+    ``channels`` optionally lists the allowed channel counts. Returns the image unchanged.
+    """
+    if not isinstance(image, Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor, got {type(image).__name__}")
+    if image.ndim != 4:
+        raise ValueError(f"{name} must have 4 dimensions [B, C, H, W], got shape {tuple(image.shape)}")
+    if not image.is_floating_point():
+        raise ValueError(f"{name} must be a floating point tensor in [0, 1], got dtype {image.dtype}")
+    if image.numel() == 0:
+        raise ValueError(f"{name} is empty: got shape {tuple(image.shape)}")
+    if channels is not None and image.shape[1] not in channels:
+        allowed = " or ".join(str(c) for c in channels)
+        raise ValueError(f"{name} must have {allowed} channels (BCHW), got shape {tuple(image.shape)}")
+    lo, hi = (float(v) for v in torch.aminmax(image))  # one pass; NaN makes both comparisons below fail
+    if not (lo >= 0.0 and hi <= 1.0):
+        if not bool(torch.isfinite(image).all()):
+            raise ValueError(f"{name} contains NaN or infinite values")
+        raise ValueError(f"{name} values must lie in [0, 1], got min {lo:g}, max {hi:g}")
+    return image
+
+
+def validate_mask(mask: Any, name: str = "mask") -> Tensor:
+    """Check the core mask contract: a float tensor [B, 1, H, W], non-empty, finite, in [0, 1].
+
+    Returns the mask unchanged.
+    """
+    if not isinstance(mask, Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor, got {type(mask).__name__}")
+    if mask.ndim != 4 or mask.shape[1] != 1:
+        raise ValueError(f"{name} must have shape [B, 1, H, W], got shape {tuple(mask.shape)}")
+    if not mask.is_floating_point():
+        raise ValueError(f"{name} must be a floating point tensor in [0, 1], got dtype {mask.dtype}")
+    if mask.numel() == 0:
+        raise ValueError(f"{name} is empty: got shape {tuple(mask.shape)}")
+    if not bool(torch.isfinite(mask).all()):
+        raise ValueError(f"{name} contains NaN or infinite values")
+    lo, hi = float(mask.min()), float(mask.max())
+    if lo < 0.0 or hi > 1.0:
+        raise ValueError(f"{name} values must lie in [0, 1], got min {lo:g}, max {hi:g}")
+    return mask
+
+
+def validate_mask_for(image: Tensor, mask: Any, name: str = "mask") -> Tensor:
+    """`validate_mask`, and the mask fits `image`: batch 1 (used for every image) or the image batch, same H, W."""
+    validate_mask(mask, name)
+    if mask.shape[0] not in (1, image.shape[0]):
+        raise ValueError(
+            f"{name} batch must be 1 or equal the image batch {image.shape[0]}, got {name} shape {tuple(mask.shape)}"
+        )
+    if mask.shape[-2:] != image.shape[-2:]:
+        raise ValueError(
+            f"{name} size must equal the image size {tuple(image.shape[-2:])} (H, W), got {tuple(mask.shape[-2:])}"
+        )
+    return mask

@@ -44,6 +44,8 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw
 from torch import Tensor
 
+from .layout import validate_image, validate_mask
+
 __all__ = [
     "COVERAGE_BUCKETS",
     "IRREGULAR_PRESETS",
@@ -66,8 +68,6 @@ __all__ = [
     "random_blocks",
     "refine",
     "resize",
-    "validate_image",
-    "validate_mask",
 ]
 
 #: Hole-ratio buckets of the NVIDIA irregular mask dataset (Liu et al. 2018), inclusive bounds.
@@ -215,51 +215,6 @@ def _check_coverage(value: Any, height: int, width: int) -> tuple[int, int] | No
         raise ValueError(f"coverage range {tuple(value)} holds no whole pixel count on a "
                          f"{height}x{width} image")
     return lo_count, hi_count
-
-
-def validate_image(image: Any, channels: Sequence[int] | None = None, name: str = "image") -> Tensor:
-    """Check the core image contract: a float tensor [B, C, H, W], non-empty, finite, in [0, 1].
-
-    ``channels`` optionally lists the allowed channel counts. Returns the image unchanged.
-    """
-    if not isinstance(image, Tensor):
-        raise ValueError(f"{name} must be a torch.Tensor, got {type(image).__name__}")
-    if image.ndim != 4:
-        raise ValueError(f"{name} must have 4 dimensions [B, C, H, W], got shape {tuple(image.shape)}")
-    if not image.is_floating_point():
-        raise ValueError(f"{name} must be a floating point tensor in [0, 1], got dtype {image.dtype}")
-    if image.numel() == 0:
-        raise ValueError(f"{name} is empty: got shape {tuple(image.shape)}")
-    if channels is not None and image.shape[1] not in channels:
-        allowed = " or ".join(str(c) for c in channels)
-        raise ValueError(f"{name} must have {allowed} channels (BCHW), got shape {tuple(image.shape)}")
-    lo, hi = (float(v) for v in torch.aminmax(image))  # one pass; NaN makes both comparisons below fail
-    if not (lo >= 0.0 and hi <= 1.0):
-        if not bool(torch.isfinite(image).all()):
-            raise ValueError(f"{name} contains NaN or infinite values")
-        raise ValueError(f"{name} values must lie in [0, 1], got min {lo:g}, max {hi:g}")
-    return image
-
-
-def validate_mask(mask: Any, name: str = "mask") -> Tensor:
-    """Check the core mask contract: a float tensor [B, 1, H, W], non-empty, finite, in [0, 1].
-
-    Returns the mask unchanged.
-    """
-    if not isinstance(mask, Tensor):
-        raise ValueError(f"{name} must be a torch.Tensor, got {type(mask).__name__}")
-    if mask.ndim != 4 or mask.shape[1] != 1:
-        raise ValueError(f"{name} must have shape [B, 1, H, W], got shape {tuple(mask.shape)}")
-    if not mask.is_floating_point():
-        raise ValueError(f"{name} must be a floating point tensor in [0, 1], got dtype {mask.dtype}")
-    if mask.numel() == 0:
-        raise ValueError(f"{name} is empty: got shape {tuple(mask.shape)}")
-    if not bool(torch.isfinite(mask).all()):
-        raise ValueError(f"{name} contains NaN or infinite values")
-    lo, hi = float(mask.min()), float(mask.max())
-    if lo < 0.0 or hi > 1.0:
-        raise ValueError(f"{name} values must lie in [0, 1], got min {lo:g}, max {hi:g}")
-    return mask
 
 
 # --------------------------------------------------------------------------------------------

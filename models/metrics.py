@@ -26,9 +26,10 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
-from . import masks
+from . import layout
 
 __all__ = ["SSIM_K1", "SSIM_K2", "SSIM_SIGMA", "SSIM_TRUNCATE", "l1_percent", "l2_percent", "psnr", "ssim", "ssim_map"]
 
@@ -41,13 +42,13 @@ _SSIM_RADIUS = int(SSIM_TRUNCATE * SSIM_SIGMA + 0.5)  # 5: an 11-tap window, as 
 
 def _check_pair(a: Tensor, b: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor, Tensor | None]:
     """Validated float64 copies of the images and the mask (expanded to the batch)."""
-    masks.validate_image(a, name="a")
-    masks.validate_image(b, name="b")
+    layout.validate_image(a, name="a")
+    layout.validate_image(b, name="b")
     if a.shape != b.shape:
         raise ValueError(f"a and b must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
     if mask is None:
         return a.double(), b.double(), None
-    masks.validate_mask(mask)
+    layout.validate_mask(mask)
     if mask.shape[0] not in (1, a.shape[0]) or mask.shape[-2:] != a.shape[-2:]:
         raise ValueError(
             f"mask must be [B or 1, 1, H, W] matching the images {tuple(a.shape)}, got {tuple(mask.shape)}"
@@ -143,3 +144,17 @@ def ssim(a: Tensor, b: Tensor, mask: Tensor | None = None) -> Tensor:
         r = _SSIM_RADIUS
         return s[..., r:-r, r:-r].flatten(2).mean(dim=2).mean(dim=1)
     return _masked_mean(s.mean(dim=1, keepdim=True), mask)
+
+
+def prepare_image(image: Tensor, size: int) -> Tensor:
+    """A [3,H,W] image (uint8, or float in [0,1]) centre-cropped to a square, resized to [1,3,size,size]."""
+    if image.ndim != 3 or image.shape[0] != 3:
+        raise ValueError(f"expected an RGB image [3,H,W], got shape {tuple(image.shape)}")
+    x = image.float() / 255.0 if image.dtype == torch.uint8 else image.float()
+    h, w = x.shape[-2:]
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    x = x[None, :, top : top + side, left : left + side]
+    if side != size:
+        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=side > size)
+    return x.clamp(0.0, 1.0)

@@ -19,6 +19,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
+from .architecture import Accepts, SizeRule
 from .archs import adain
 from .checkpoint import check_safetensors_file, read_foreign
 from .registry import ARCHITECTURES, TASKS, Architecture, Registry, StateDict
@@ -31,7 +32,12 @@ _KEYS = ("format", "format_version", "arch", "config", "task", "provenance")
 
 @dataclass(frozen=True)
 class LoadedModel:
-    """A rebuilt module with everything its file said about it."""
+    """The model descriptor: a rebuilt module with everything its file and its architecture say about it.
+
+    `task`, `arch`, `config`, `provenance` and `path` come from the file; `sizes`, `precisions`, `scale`
+    and `description` from the architecture the registry holds for `arch`. `expect(accepts, who)` is the
+    one check a caller makes before using it.
+    """
 
     module: nn.Module
     arch: str
@@ -39,6 +45,34 @@ class LoadedModel:
     task: str
     provenance: dict[str, Any] = field(default_factory=dict)
     path: str = ""
+
+    @property
+    def architecture(self) -> Architecture:
+        return ARCHITECTURES.get(self.arch)
+
+    @property
+    def sizes(self) -> SizeRule:
+        """What the network needs of an input's height and width (the task functions meet it)."""
+        return self.architecture.sizes(self.config)
+
+    @property
+    def precisions(self) -> tuple[str, ...]:
+        return self.architecture.precisions
+
+    @property
+    def scale(self) -> int:
+        return self.architecture.scale
+
+    @property
+    def description(self) -> str:
+        return self.architecture.description
+
+    def expect(self, accepts: Accepts, who: str) -> LoadedModel:
+        """Refuse with a message for people unless `accepts` takes this model; returns the model."""
+        message = accepts.refusal(self.arch, self.task, who, self.path or "this model")
+        if message is not None:
+            raise ValueError(message)
+        return self
 
 
 def save(

@@ -39,7 +39,7 @@ def model_path(name: str) -> str:
 
 
 @dataclass
-class GanModel:
+class PatchedModel:
     """What flows along a GAN_MODEL wire: the loaded model and ComfyUI's handle to move it."""
 
     loaded: LoadedModel
@@ -50,14 +50,14 @@ class GanModel:
         return self.loaded.task
 
 
-def wrap_model(loaded: LoadedModel) -> GanModel:
+def wrap_model(loaded: LoadedModel) -> PatchedModel:
     patcher = comfy.model_patcher.ModelPatcher(
         loaded.module, load_device=mm.get_torch_device(), offload_device=mm.unet_offload_device()
     )
-    return GanModel(loaded=loaded, patcher=patcher)
+    return PatchedModel(loaded=loaded, patcher=patcher)
 
 
-def load_to_device(model: GanModel) -> tuple[torch.nn.Module, torch.device]:
+def load_to_device(model: PatchedModel) -> tuple[torch.nn.Module, torch.device]:
     """Let ComfyUI make room and move the model to the compute device; returns (module, device)."""
     mm.load_models_gpu([model.patcher])
     return model.patcher.model, model.patcher.load_device

@@ -1,15 +1,14 @@
-"""`Degrade Image` (category GAN Edit/restore): a thin wrapper over models/degrade.py."""
+"""`Degrade Image`: seeded, reproducible degradations (a thin wrapper over models/degrade.py)."""
 
 from __future__ import annotations
 
 from comfy_api.v0_0_2 import io
 
-from ..models import degrade, layout
-from . import comfy
+from ..models import layout
+from ..models.enhance import degrade
+from . import comfy, schema
 
-CATEGORY = "GAN Edit/restore"
 CUSTOM = "custom"
-PRESETS = {"restore": degrade.RESTORE, "enhance": degrade.ENHANCE, **degrade.FIXED}
 PRESET_CHOICES = ["restore", "enhance", CUSTOM, *degrade.FIXED]
 
 
@@ -19,7 +18,7 @@ class DegradeImage(io.ComfyNode):
         return io.Schema(
             node_id="GanEditDegradeImage",
             display_name="Degrade Image",
-            category=CATEGORY,
+            category=schema.RESTORE_CATEGORY,
             description="Make seeded, reproducible degraded copies (blur, resize, noise, JPEG, colour and exposure "
             "faults, after Real-ESRGAN's recipe): training pairs, or the fixed evaluation degradations.",
             inputs=[
@@ -75,16 +74,9 @@ class DegradeImage(io.ComfyNode):
                     tooltip="custom only: colour cast, exposure, lowered contrast and saturation; 1 = the enhance "
                     "preset's ranges, 0 = none.",
                 ),
-                io.Int.Input(
-                    "seed",
-                    default=0,
-                    min=0,
-                    max=0xFFFFFFFFFFFFFFFF,
-                    control_after_generate=True,
-                    tooltip="Same image, settings and seed give the same result. Items of one batch differ.",
-                ),
+                schema.seed_input("Same image, settings and seed give the same result. Items of one batch differ."),
             ],
-            outputs=[io.Image.Output("out_image", display_name="image", tooltip="The degraded images, same size.")],
+            outputs=[schema.image_output("The degraded images, same size.")],
         )
 
     @classmethod
@@ -92,16 +84,13 @@ class DegradeImage(io.ComfyNode):
         cls, image, preset, blur_sigma_max, noise_sigma_max, jpeg_quality_min, resize_scale_min, colour_strength, seed
     ) -> io.NodeOutput:
         if preset == CUSTOM:
-            config = degrade.custom_config(
-                blur_sigma_max, noise_sigma_max, jpeg_quality_min, resize_scale_min, colour_strength
-            )
-        elif preset in PRESETS:
-            config = PRESETS[preset]
+            config = degrade.custom_config(blur_sigma_max, noise_sigma_max, jpeg_quality_min, resize_scale_min,
+                                           colour_strength)
         else:
-            raise ValueError(f"unknown preset {preset!r}; expected one of {PRESET_CHOICES}")
+            config = degrade.preset(preset)
         core = layout.image_to_bchw(image)
         out = degrade.degrade(core, config, seed, progress=comfy.progress(core.shape[0]))
-        return io.NodeOutput(layout.bchw_to_image(out).to(comfy.intermediate_device()))
+        return schema.image_result(out)
 
 
 NODES = [DegradeImage]

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from comfy_api.v0_0_2 import io
 
-from ..models import edit, layout, masks
+from ..models import edit, layout
 from ..models.archs.edit import INSTRUCTIONS
-from . import comfy
-from .loader import CATEGORY, GanModel, require_task
-
-MISMATCH = ["error", "resize mask"]
+from . import comfy, schema
 
 
 class GanEdit(io.ComfyNode):
@@ -18,7 +15,7 @@ class GanEdit(io.ComfyNode):
         return io.Schema(
             node_id="GanEditEdit",
             display_name="GAN Edit",
-            category=CATEGORY,
+            category=schema.CATEGORY,
             description="Edit the masked region of each image with an edit GAN: remove what is under the mask, "
             "recolour it, relight it, harmonise a pasted reference into it, or blur the background around it. "
             "Pixels outside the mask are returned unchanged (blur_background: the inside is unchanged).",
@@ -26,7 +23,7 @@ class GanEdit(io.ComfyNode):
                 io.Image.Input("image", tooltip="Images to edit."),
                 io.Mask.Input("mask", tooltip="1 = the region (the subject for blur_background). Batch 1 or the "
                               "image batch."),
-                GanModel.Input("model", tooltip="An edit model from Load GAN Model."),
+                schema.model_input("An edit model from Load GAN Model."),
                 io.Combo.Input("instruction", options=list(INSTRUCTIONS), default="recolour",
                                tooltip="remove: fill the region from its surroundings. recolour: turn the region's "
                                "main colour into `colour`, keeping its shading. relight: brighten or darken it by "
@@ -34,19 +31,15 @@ class GanEdit(io.ComfyNode):
                                "to the scene. blur_background: blur everything outside the mask."),
                 io.String.Input("colour", default="#1e90ff",
                                 tooltip="recolour: the target colour as #rrggbb (or #rgb)."),
-                io.Float.Input("strength", default=1.0, min=0.0, max=1.0, step=0.05,
-                               tooltip="How much of the edit to apply (0 = the input unchanged)."),
+                schema.strength_input("How much of the edit to apply (0 = the input unchanged)."),
                 io.Float.Input("amount", default=0.5, min=-1.0, max=1.0, step=0.05,
                                tooltip="relight: -1 (darker) .. 1 (brighter). blur_background: 0 .. 1, the blur "
                                "size. Ignored by the other instructions."),
-                io.Float.Input("context", default=0.5, min=0.0, max=4.0, step=0.05,
-                               tooltip="Context margin around the region that the model sees, as a fraction of "
-                               "the region's size."),
-                io.Int.Input("working_size", default=256, min=64, max=8192, step=64,
-                             tooltip="Larger crops are downscaled to this for the network; the change is scaled "
-                             "back up onto the full-resolution image."),
-                io.Combo.Input("mask_size_mismatch", options=MISMATCH, default="error",
-                               tooltip="What to do when the mask's size differs from the image's."),
+                schema.context_input("Context margin around the region that the model sees, as a fraction of the "
+                                     "region's size."),
+                schema.working_size_input(256, "Larger crops are downscaled to this for the network; the change is "
+                                          "scaled back up onto the full-resolution image."),
+                schema.mismatch_input(),
                 io.Image.Input("reference", optional=True,
                                tooltip="harmonise_paste: the image to paste (batch 1 or the image batch); without "
                                "reference_mask it is resized to the image and shows through the mask."),
@@ -54,7 +47,7 @@ class GanEdit(io.ComfyNode):
                               tooltip="harmonise_paste: 1 = the part of the reference to paste (invert LoadImage's "
                               "alpha mask); its cut-out is scaled into the box of `mask`."),
             ],
-            outputs=[io.Image.Output("out_image", display_name="image", tooltip="The edited images.")],
+            outputs=[schema.image_output("The edited images.")],
         )
 
     @classmethod
@@ -62,42 +55,20 @@ class GanEdit(io.ComfyNode):
         cls, image, mask, model, instruction, colour, strength, amount, context, working_size, mask_size_mismatch,
         reference=None, reference_mask=None,
     ) -> io.NodeOutput:
-        require_task(model, "edit", "GAN Edit")
-        known = model.loaded.config.instructions
-        if instruction not in known:
-            raise ValueError(
-                f"GAN Edit: the model {model.loaded.path or ''} was trained for {list(known)}, not {instruction!r}; "
-                "pick one of those or load a model that knows it"
-            )
+        model.loaded.expect(edit.ACCEPTS, "GAN Edit")
         if instruction == "harmonise_paste" and reference is None:
             raise ValueError("GAN Edit: harmonise_paste needs a reference image (connect the `reference` input)")
         core_image = layout.image_to_bchw(image)
-        core_mask = layout.mask_to_b1hw(mask)
-        if core_image.shape[1] != 3:
-            raise ValueError(f"GAN Edit needs RGB images, got {core_image.shape[1]} channels")
-        if core_mask.shape[-2:] != core_image.shape[-2:] and mask_size_mismatch == "resize mask":
-            core_mask = masks.resize(core_mask, *core_image.shape[-2:])
-        core_reference = None if reference is None else layout.image_to_bchw(reference)[:, :3]
-        core_reference_mask = None if reference_mask is None else layout.mask_to_b1hw(reference_mask)
-        if instruction != "harmonise_paste":
-            core_reference = core_reference_mask = None
+        core_mask = schema.fit_mask(core_image, layout.mask_to_b1hw(mask), mask_size_mismatch)
         _, device = comfy.load_to_device(model)
         result = edit.edit(
-            model.loaded,
-            core_image,
-            core_mask,
-            instruction,
-            colour=colour if instruction == "recolour" else None,
-            amount=float(amount) if instruction in ("relight", "blur_background") else 0.0,
-            strength=float(strength),
-            reference=core_reference,
-            reference_mask=core_reference_mask,
-            device=device,
-            progress=comfy.progress(core_image.shape[0]),
-            context=float(context),
-            working_size=int(working_size),
+            model.loaded, core_image, core_mask, instruction, colour=colour, amount=float(amount),
+            strength=float(strength), context=float(context), working_size=int(working_size),
+            reference=None if reference is None else layout.image_to_bchw(reference)[:, :3],
+            reference_mask=None if reference_mask is None else layout.mask_to_b1hw(reference_mask),
+            device=device, progress=comfy.progress(core_image.shape[0]),
         )
-        return io.NodeOutput(layout.bchw_to_image(result).to(comfy.intermediate_device()))
+        return schema.image_result(result)
 
 
 NODES = [GanEdit]

@@ -6,18 +6,7 @@ from comfy_api.v0_0_2 import io
 
 from ..models import weights
 from . import comfy
-
-GanModel = io.Custom("GAN_MODEL")
-CATEGORY = "GAN Edit"
-
-
-def require_task(model: comfy.GanModel, task: str, node: str) -> None:
-    """Refuse a model made for another task, naming what it is for."""
-    if model.task != task:
-        raise ValueError(
-            f"{node} needs a model for the '{task}' task, but {model.loaded.path or 'this model'} is a "
-            f"{model.loaded.arch} model for '{model.task}'"
-        )
+from .schema import CATEGORY, GanModel
 
 
 class LoadGanModel(io.ComfyNode):

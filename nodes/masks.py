@@ -11,8 +11,8 @@ import torch
 from comfy_api.v0_0_2 import io
 
 from ..models import layout, masks
+from . import schema
 
-CATEGORY = "GAN Edit/mask"
 MAX_SIDE = 16384
 ANY = "any"
 COVERAGE_CHOICES = [ANY, *masks.COVERAGE_BUCKETS]
@@ -46,17 +46,6 @@ def _size_inputs() -> list[io.Input]:
             tooltip="Optional. When connected the masks take this image's size, and the preview shows them over it.",
         ),
     ]
-
-
-def _seed_input() -> io.Input:
-    return io.Int.Input(
-        "seed",
-        default=0,
-        min=0,
-        max=0xFFFFFFFFFFFFFFFF,
-        control_after_generate=True,
-        tooltip="Same seed, same masks. Items of one batch always differ from each other.",
-    )
 
 
 def _coverage_input() -> io.Input:
@@ -109,7 +98,7 @@ class BoxMask(io.ComfyNode):
         return io.Schema(
             node_id="GanEditBoxMask",
             display_name="Box / Center Mask",
-            category=CATEGORY,
+            category=schema.MASK_CATEGORY,
             description="A rectangular hole, centred (the Context Encoder's centre hole at the defaults) or placed "
             "at x, y. Sizes in fractions of the image or in pixels.",
             inputs=[
@@ -143,11 +132,11 @@ class RandomBlocksMask(io.ComfyNode):
         return io.Schema(
             node_id="GanEditRandomBlocksMask",
             display_name="Random Blocks Mask",
-            category=CATEGORY,
+            category=schema.MASK_CATEGORY,
             description="Random rectangular holes, as the Context Encoder paper trains with. Seeded and batched.",
             inputs=[
                 *_size_inputs(),
-                _seed_input(),
+                schema.seed_input("Same seed, same masks. Items of one batch always differ from each other."),
                 io.Int.Input("count_min", default=1, min=1, max=64, tooltip="Fewest blocks per mask."),
                 io.Int.Input("count_max", default=5, min=1, max=64, tooltip="Most blocks per mask."),
                 io.Float.Input(
@@ -214,12 +203,12 @@ class StrokeMask(io.ComfyNode):
         return io.Schema(
             node_id="GanEditStrokeMask",
             display_name="Free-form Stroke Mask",
-            category=CATEGORY,
+            category=schema.MASK_CATEGORY,
             description="Free-form brush strokes after DeepFill v2: zig-zag polylines with round joints. "
             "Brush widths are given at 256 px and scale with the image.",
             inputs=[
                 *_size_inputs(),
-                _seed_input(),
+                schema.seed_input("Same seed, same masks. Items of one batch always differ from each other."),
                 io.Int.Input("strokes_min", default=1, min=1, max=32, tooltip="Fewest strokes per mask."),
                 io.Int.Input("strokes_max", default=3, min=1, max=32, tooltip="Most strokes per mask."),
                 io.Int.Input("vertices_min", default=4, min=1, max=64, tooltip="Fewest vertices per stroke."),
@@ -267,13 +256,13 @@ class IrregularMask(io.ComfyNode):
         return io.Schema(
             node_id="GanEditIrregularMask",
             display_name="Irregular Mask",
-            category=CATEGORY,
+            category=schema.MASK_CATEGORY,
             description="Irregular masks after LaMa's training masks: thin (many narrow strokes), medium or thick "
             "(fewer, wider strokes; about one item in four is boxes instead). Sizes are given at 256 px and scale "
             "with the image; the hole ratio never exceeds 0.5 unless a coverage bucket says otherwise.",
             inputs=[
                 *_size_inputs(),
-                _seed_input(),
+                schema.seed_input("Same seed, same masks. Items of one batch always differ from each other."),
                 io.Combo.Input(
                     "preset",
                     options=[*masks.IRREGULAR_PRESETS, "custom"],
@@ -339,7 +328,7 @@ class OutpaintMask(io.ComfyNode):
         return io.Schema(
             node_id="GanEditOutpaintMask",
             display_name="Outpaint Border Mask",
-            category=CATEGORY,
+            category=schema.MASK_CATEGORY,
             description="A hole along the borders of the image, per side, with an optional soft ramp inwards.",
             inputs=[
                 *_size_inputs(),
@@ -392,7 +381,7 @@ class MaskFromImage(io.ComfyNode):
         return io.Schema(
             node_id="GanEditMaskFromImage",
             display_name="Mask From Image",
-            category=CATEGORY,
+            category=schema.MASK_CATEGORY,
             description="Make a mask from an image: luma above a threshold, a colour key with tolerance, the alpha "
             "channel (transparent = hole), or where two images differ.",
             inputs=[
@@ -446,7 +435,7 @@ class MaskRefine(io.ComfyNode):
         return io.Schema(
             node_id="GanEditMaskRefine",
             display_name="Mask Refine",
-            category=CATEGORY,
+            category=schema.MASK_CATEGORY,
             description="Binarize, then grow or shrink, then feather a mask, in that order. Binarizing first turns the "
             "'almost 1' values of masks that went through JPEG into clean holes before anything else sees them.",
             inputs=[
@@ -498,7 +487,7 @@ class MaskBoundingBox(io.ComfyNode):
         return io.Schema(
             node_id="GanEditMaskBoundingBox",
             display_name="Mask Bounding Box",
-            category=CATEGORY,
+            category=schema.MASK_CATEGORY,
             description="The box around the hole (over the whole batch) as x, y, width, height, ready for cropping.",
             inputs=[
                 io.Mask.Input("mask", tooltip="Mask whose hole (values > 0.5) is boxed."),

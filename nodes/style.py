@@ -3,52 +3,9 @@
 from __future__ import annotations
 
 from comfy_api.v0_0_2 import io
-from torch import Tensor
 
-from ..models import layout, stylize, translate
-from ..models.archs import adain, transformer_net
-from . import comfy
-from .loader import CATEGORY, GanModel
-
-STYLE_CATEGORY = f"{CATEGORY}/style"
-ADAIN = adain.ARCHITECTURE.id
-FAST_STYLE = transformer_net.ARCHITECTURE.id
-
-
-def _describe(model: comfy.GanModel) -> str:
-    return f"{model.loaded.path or 'this model'} is a {model.loaded.arch!r} model for '{model.task}'"
-
-
-def require_adain(model: comfy.GanModel) -> None:
-    """GAN Style Transfer takes AdaIN models only; anything else is refused, naming what it is."""
-    if model.loaded.arch != ADAIN:
-        hint = " (use GAN Stylize for it)" if model.loaded.arch == FAST_STYLE or model.task == "translate" else ""
-        raise ValueError(
-            f"GAN Style Transfer needs an AdaIN model (architecture {ADAIN!r}, task 'stylize'), but "
-            f"{_describe(model)}{hint}"
-        )
-
-
-def require_one_style(model: comfy.GanModel) -> None:
-    """GAN Stylize takes a fast-style network or a pix2pix/CycleGAN generator; anything else is refused."""
-    if model.loaded.arch == FAST_STYLE or model.loaded.arch in translate.TRANSLATORS:
-        return
-    hint = " (use GAN Style Transfer for it, with a style image)" if model.loaded.arch == ADAIN else ""
-    raise ValueError(
-        f"GAN Stylize needs a fast-style model ({FAST_STYLE!r}, task 'stylize') or a CycleGAN/pix2pix generator "
-        f"(task 'translate'), but {_describe(model)}{hint}"
-    )
-
-
-def _check_style_batches(content: Tensor, styles: list[tuple[str, Tensor]]) -> None:
-    """Each style input holds 1 image (used for every content image) or one per content image."""
-    batch = content.shape[0]
-    for name, style in styles:
-        if style.shape[0] not in (1, batch):
-            raise ValueError(
-                f"GAN Style Transfer: {name} is a batch of {style.shape[0]} images; it must be 1 image (used for "
-                f"every content image) or as many as the content batch ({batch})"
-            )
+from ..models import layout, stylize
+from . import comfy, schema
 
 
 def _weight_input(name: str, tooltip: str, optional: bool = False) -> io.Float.Input:
@@ -61,7 +18,7 @@ class GanStyleTransfer(io.ComfyNode):
         return io.Schema(
             node_id="GanEditStyleTransfer",
             display_name="GAN Style Transfer",
-            category=STYLE_CATEGORY,
+            category=schema.STYLE_CATEGORY,
             description="Arbitrary style transfer with an AdaIN model (Huang & Belongie 2017): the content "
             "images take the colours and textures of any style image(s). Several styles are blended by "
             "weight; a mask confines the change.",
@@ -69,8 +26,8 @@ class GanStyleTransfer(io.ComfyNode):
                 io.Image.Input("content", tooltip="Images to stylise (any size from 16x16 px)."),
                 io.Image.Input("style", tooltip="Style image: 1 image for every content image, or one per content "
                                "image. Its size may differ from the content's."),
-                GanModel.Input("model", tooltip="An AdaIN model from Load GAN Model (convert the public "
-                               "vgg_normalised.pth + decoder.pth with `python -m nodes.train convert-adain`)."),
+                schema.model_input("An AdaIN model from Load GAN Model (convert the public vgg_normalised.pth + "
+                                   "decoder.pth with `python -m nodes.train convert-adain`)."),
                 io.Float.Input("alpha", default=1.0, min=0.0, max=1.0, step=0.01,
                                tooltip="How much style: 0 = the decoder's reconstruction of the content, 1 = full "
                                "style."),
@@ -89,7 +46,7 @@ class GanStyleTransfer(io.ComfyNode):
                 _weight_input("style_3_weight", "Weight of `style_3` (used only when style_3 is connected).",
                               optional=True),
             ],
-            outputs=[io.Image.Output("out_image", display_name="image", tooltip="The stylised images, content size.")],
+            outputs=[schema.image_output("The stylised images, content size.")],
         )
 
     @classmethod
@@ -97,26 +54,19 @@ class GanStyleTransfer(io.ComfyNode):
         cls, content, style, model, alpha, preserve_colour, style_weight, mask=None, style_2=None,
         style_2_weight=1.0, style_3=None, style_3_weight=1.0,
     ) -> io.NodeOutput:
-        require_adain(model)
+        model.loaded.expect(stylize.STYLE_TRANSFER, "GAN Style Transfer")
         core_content = layout.image_to_bchw(content)
         named = [("style", style, style_weight), ("style_2", style_2, style_2_weight),
                  ("style_3", style_3, style_3_weight)]
-        styles = [(name, layout.image_to_bchw(image), weight) for name, image, weight in named if image is not None]
-        _check_style_batches(core_content, [(name, image) for name, image, _ in styles])
+        used = [(name, layout.image_to_bchw(image), weight) for name, image, weight in named if image is not None]
         core_mask = layout.mask_to_b1hw(mask) if mask is not None else None
         _, device = comfy.load_to_device(model)
         out = stylize.adain_style(
-            model.loaded,
-            core_content,
-            [image for _, image, _ in styles],
-            [weight for _, _, weight in styles],
-            alpha,
-            preserve_colour=preserve_colour,
-            mask=core_mask,
-            device=device,
-            progress=comfy.progress(core_content.shape[0]),
+            model.loaded, core_content, [image for _, image, _ in used], [weight for _, _, weight in used], alpha,
+            preserve_colour=preserve_colour, mask=core_mask, device=device,
+            progress=comfy.progress(core_content.shape[0]), names=[name for name, _, _ in used],
         )
-        return io.NodeOutput(layout.bchw_to_image(out).to(comfy.intermediate_device()))
+        return schema.image_result(out)
 
 
 class GanStylize(io.ComfyNode):
@@ -125,16 +75,15 @@ class GanStylize(io.ComfyNode):
         return io.Schema(
             node_id="GanEditStylize",
             display_name="GAN Stylize",
-            category=STYLE_CATEGORY,
+            category=schema.STYLE_CATEGORY,
             description="Stylise images with a network trained for one style: a fast neural style "
             "TransformerNet (Johnson et al.) or a CycleGAN/pix2pix generator (e.g. photo -> Monet). "
             "Strength blends the result with the input; large images can be processed in tiles.",
             inputs=[
                 io.Image.Input("image", tooltip="Images to stylise (any size)."),
-                GanModel.Input("model", tooltip="A fast-style (transformer_net) model or a CycleGAN/pix2pix "
-                               "generator from Load GAN Model."),
-                io.Float.Input("strength", default=1.0, min=0.0, max=1.0, step=0.01,
-                               tooltip="Blend with the input: 0 = the input unchanged, 1 = the network's result."),
+                schema.model_input("A fast-style (transformer_net) model or a CycleGAN/pix2pix generator from "
+                                   "Load GAN Model."),
+                schema.strength_input("Blend with the input: 0 = the input unchanged, 1 = the network's result."),
                 io.Int.Input("tile", default=0, min=0, max=8192, step=16,
                              tooltip="Fast-style models: process images in tiles of this many px, blended over "
                              "the overlap, to bound memory on large images (at least 16; each tile is "
@@ -144,25 +93,19 @@ class GanStylize(io.ComfyNode):
                              tooltip="Tiles only: px shared by neighbouring tiles and blended linearly (at most "
                              "half the tile)."),
             ],
-            outputs=[io.Image.Output("out_image", display_name="image", tooltip="The stylised images, input size.")],
+            outputs=[schema.image_output("The stylised images, input size.")],
         )
 
     @classmethod
     def execute(cls, image, model, strength, tile, overlap) -> io.NodeOutput:
-        require_one_style(model)
+        model.loaded.expect(stylize.ONE_STYLE, "GAN Stylize")
         core_image = layout.image_to_bchw(image)
         _, device = comfy.load_to_device(model)
-        progress = comfy.progress(core_image.shape[0])
-        if model.loaded.arch == FAST_STYLE:
-            styled = stylize.fast_style(
-                model.loaded, core_image, device=device, progress=progress, tile=tile or None, overlap=overlap
-            )
-        else:
-            styled = translate.translate(model.loaded, core_image, device=device, progress=progress)
-        out = stylize.blend(core_image, styled, strength)
-        if out.shape[1] == 1:  # a one-channel generator: show it as a grey IMAGE
-            out = out.expand(-1, 3, -1, -1)
-        return io.NodeOutput(layout.bchw_to_image(out).to(comfy.intermediate_device()))
+        out = stylize.one_style(
+            model.loaded, core_image, strength=strength, device=device, progress=comfy.progress(core_image.shape[0]),
+            tile=tile, overlap=overlap,
+        )
+        return schema.image_result(out)
 
 
 NODES = [GanStyleTransfer, GanStylize]

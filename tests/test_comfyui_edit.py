@@ -123,7 +123,7 @@ def test_harmonise_paste_needs_a_reference_and_pastes_it(server, tmp_path, repo_
 
 
 def test_wrong_task_model_names_the_task(server, tmp_path):
-    with pytest.raises(ExecutionFailed, match="needs a model for the 'edit' task.*patchgan model for 'discriminate'"):
+    with pytest.raises(ExecutionFailed, match="needs a model for the 'edit' task.*'patchgan' model for 'discriminate'"):
         _run(server, _graph(model="a_discriminator.safetensors"), tmp_path)
 
 

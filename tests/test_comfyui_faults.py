@@ -346,8 +346,8 @@ BATCH = r"mask batch must be 1 or equal the (image|content) batch 2"
 ERRORS: dict[tuple[str, str], str] = {
     **{("mask_size_mismatch", t): SIZE for t in MASKED_TARGETS},
     **{("batch_mismatch", t): BATCH for t in MASKED_TARGETS},
-    ("rgba_image", "inpaint"): "GAN Inpaint needs RGB images, got 4 channels",
-    ("rgba_image", "edit"): "GAN Edit needs RGB images, got 4 channels",
+    ("rgba_image", "inpaint"): r"image must have 3 channels \(BCHW\), got shape \(1, 4, 64, 96\)",
+    ("rgba_image", "edit"): r"image must have 3 channels \(BCHW\), got shape \(1, 4, 64, 96\)",
     ("rgba_image", "style_transfer"): r"content must have 1 or 3 channels \(BCHW\), got shape \(1, 4, 64, 96\)",
     ("rgba_image", "stylize"): r"image must have 1 or 3 channels \(BCHW\), got shape \(1, 4, 64, 96\)",
     ("rgba_image", "image_to_image"): r"image must have 3 channels \(BCHW\), got shape \(1, 4, 64, 96\)",

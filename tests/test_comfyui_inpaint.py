@@ -78,7 +78,7 @@ def test_pixels_outside_the_hole_are_kept_bit_for_bit(server, tmp_path):
 
 
 def test_wrong_task_model_names_the_task(server, tmp_path):
-    expected = "needs a model for the 'inpaint' task.*patchgan model for 'discriminate'"
+    expected = "needs a model for the 'inpaint' task.*'patchgan' model for 'discriminate'"
     with pytest.raises(ExecutionFailed, match=expected):
         _run(server, _graph(model="a_discriminator.safetensors"), tmp_path)
 
@@ -116,3 +116,18 @@ def test_batch_mismatch_is_an_error_and_the_server_carries_on(server, tmp_path):
         _run(server, _graph(mask_node=masks3, image_batch=2), tmp_path / "a")
     out = _run(server, _graph(mask_node=masks3, image_batch=3), tmp_path / "b")
     assert len(out["6"]) == 3
+
+
+def test_widget_bounds_are_the_cores(server):
+    """Inpaint and Edit offer exactly the working_size / context / strength ranges the core accepts."""
+    from models.ranges import CONTEXT, STRENGTH, WORKING_SIZE
+
+    info = server.client.object_info()
+    for node in ("GanEditInpaint", "GanEditEdit"):
+        required = info[node]["input"]["required"]
+        assert (required["working_size"][1]["min"], required["working_size"][1]["max"]) == (
+            WORKING_SIZE.low, WORKING_SIZE.high)
+        assert (required["context"][1]["min"], required["context"][1]["max"]) == (CONTEXT.low, CONTEXT.high)
+    for node in ("GanEditEdit", "GanEditEnhance", "GanEditStylize"):
+        strength = info[node]["input"]["required"]["strength"][1]
+        assert (strength["min"], strength["max"]) == (STRENGTH.low, STRENGTH.high)

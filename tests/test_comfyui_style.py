@@ -182,7 +182,7 @@ def test_two_styles_weighted_1_0_equal_the_first_alone(server, tmp_path):
 
 
 def test_style_batch_mismatch_is_an_error(server, tmp_path):
-    with pytest.raises(ExecutionFailed, match=r"style is a batch of 3 images.*content batch \(2\)"):
+    with pytest.raises(ExecutionFailed, match=r"style has batch 3; a style batch must be 1 .*content batch 2"):
         _run(server, _style_graph(style_batch=3, content_batch=2), tmp_path)
 
 

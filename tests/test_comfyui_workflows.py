@@ -217,7 +217,7 @@ def test_shipped_stylize_workflow_paints_the_poster_style(client, repo_root, tmp
     is the mean of the photo and the full-strength result."""
     import torch
 
-    from models import pairs
+    from models.translate import pairs
 
     prompt = load_workflow(repo_root / "workflows" / "api" / "stylize.json")
     nodes = {v["inputs"]["strength"]: k for k, v in prompt.items() if v["class_type"] == "GanEditStylize"}

@@ -8,8 +8,8 @@ import torch
 import torchvision.transforms.v2.functional as TF
 from torchvision.io import decode_jpeg, encode_jpeg
 
-from models import degrade as dg
-from models.degrade import DegradeConfig
+from models.enhance import degrade as dg
+from models.enhance.degrade import DegradeConfig
 
 pytestmark = pytest.mark.unit
 
@@ -304,3 +304,10 @@ def test_bad_seed_config_and_name_give_clear_errors():
         dg.apply_fixed(image, "noise50")
     with pytest.raises(ValueError, match=r"quality must lie in \[1, 100\], got 0"):
         dg.jpeg(image, 0)
+
+
+def test_named_presets_and_a_clear_error_for_others():
+    assert dg.preset("restore") is dg.RESTORE and dg.preset("noise15") is dg.FIXED["noise15"]
+    assert set(dg.PRESETS) == {"restore", "enhance", *dg.FIXED}
+    with pytest.raises(ValueError, match=r"unknown degradation preset 'denoise'; expected one of \['restore', "):
+        dg.preset("denoise")

@@ -6,10 +6,11 @@ import sys
 import pytest
 import torch
 
-from models import edit_pairs, masks, weights
+from models import masks, weights
 from models.archs.edit import INSTRUCTIONS, EditConfig, EditGenerator, condition_vector, network_input
 from models.edit import edit, parse_colour, paste
-from models.evaluate_edit import BASELINES, make_eval_pairs, rgb_to_hsv
+from models.edit import pairs as edit_pairs
+from models.edit.evaluate import BASELINES, make_eval_pairs, rgb_to_hsv
 
 pytestmark = pytest.mark.unit
 
@@ -53,7 +54,7 @@ def test_generator_shapes_and_config_checks():
         module(x[:, :5])
     with pytest.raises(ValueError, match="instructions must be"):
         EditConfig(instructions=("remove", "sharpen"))
-    with pytest.raises(ValueError, match="knows the instructions \\['relight'\\], not 'remove'"):
+    with pytest.raises(ValueError, match="trained for \\['relight'\\], not 'remove'"):
         EditConfig(instructions=("relight",)).index("remove")
 
 
@@ -220,7 +221,7 @@ def test_large_images_are_processed_at_the_working_size_but_keep_their_detail():
 def test_edit_errors_say_what_is_wrong():
     model = _model(EditConfig(base_channels=4, downsamplings=2, blocks=1, embed_dim=2, instructions=("relight",)))
     image, mask = _photo(32, 32), torch.ones(1, 1, 32, 32)
-    with pytest.raises(ValueError, match="knows the instructions \\['relight'\\], not 'remove'"):
+    with pytest.raises(ValueError, match="trained for \\['relight'\\], not 'remove'"):
         edit(model, image, mask, "remove")
     with pytest.raises(ValueError, match="unknown instruction 'sharpen'"):
         edit(model, image, mask, "sharpen")
@@ -281,3 +282,16 @@ def test_baselines_move_towards_the_target_and_telea_needs_opencv(monkeypatch):
     monkeypatch.setitem(sys.modules, "cv2", None)  # `import cv2` now fails as if OpenCV were missing
     with pytest.raises(RuntimeError, match="pip install opencv-python-headless"):
         BASELINES["remove"][1](_pair("remove"))
+
+
+def test_parameters_an_instruction_does_not_use_are_ignored():
+    """The edit node passes every widget; amount, colour and reference matter only where they are used."""
+    model, image = _model(), _photo()
+    mask = torch.zeros(1, 1, 48, 64)
+    mask[..., 10:30, 20:40] = 1
+    plain = edit(model, image, mask, "recolour", colour="#ff8000")
+    noisy = edit(model, image, mask, "recolour", colour="#ff8000", amount=-5.0, reference=torch.rand(1, 3, 9, 9))
+    assert torch.equal(plain, noisy)
+    assert torch.equal(edit(model, image, mask, "remove", colour="#zzz"), edit(model, image, mask, "remove"))
+    with pytest.raises(ValueError, match=r"amount for blur_background must be in \[0, 1\]"):
+        edit(model, image, mask, "blur_background", amount=-0.5)

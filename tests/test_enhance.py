@@ -203,3 +203,10 @@ def test_tone_curve_starts_straight_is_monotone_and_can_brighten_shadows():
     assert bool((y[..., 1:] >= y[..., :-1]).all())
     assert float(y[0, 0, 0, 25]) > float(x[0, 0, 0, 25]) + 0.3  # a quarter of the way up maps far higher
     assert float(y[0, 0, 0, 0]) == pytest.approx(-1.0) and float(y[0, 0, 0, -1]) == pytest.approx(1.0)
+
+
+def test_a_grey_image_is_enhanced_as_rgb():
+    model, grey = _model(), _photo()[:, :1]
+    out = en.enhance(model, grey, tile=512, overlap=16)
+    assert out.shape == (1, 3, 96, 128)
+    assert torch.equal(out, en.enhance(model, grey.expand(-1, 3, -1, -1), tile=512, overlap=16))

@@ -1,4 +1,4 @@
-"""models.evaluate and `python -m nodes.train evaluate-inpaint` on tiny generated images."""
+"""models.inpaint.evaluate and `python -m nodes.train evaluate-inpaint` on tiny generated images."""
 
 from __future__ import annotations
 
@@ -12,9 +12,10 @@ import pytest
 import torch
 from PIL import Image
 
-from models import evaluate, weights
+from models import metrics, weights
 from models.archs.context_encoder import AnyMaskConfig, AnyMaskContextEncoder
 from models.archs.patchgan import PatchGAN, PatchGANConfig
+from models.inpaint import evaluate
 from nodes.train import cli
 from nodes.train import evaluate as evaluate_cli
 
@@ -104,7 +105,7 @@ def test_every_method_gets_the_same_masks_and_image_i_keeps_its_mask() -> None:
 
 
 def test_classical_and_mean_fills_keep_the_known_pixels_exactly() -> None:
-    image = evaluate.prepare_image(tiny_images()[1], SIZE)
+    image = metrics.prepare_image(tiny_images()[1], SIZE)
     mask = evaluate.make_masks("irregular", SIZE, 1, seed=2)
     keep = mask <= 0.5
     for fill in [*evaluate.classical_fills().values(), evaluate.mean_fill]:
@@ -115,10 +116,10 @@ def test_classical_and_mean_fills_keep_the_known_pixels_exactly() -> None:
 def test_prepare_image_centre_crops_and_resizes() -> None:
     image = torch.zeros(3, 20, 40, dtype=torch.uint8)
     image[:, :, 10:30] = 255  # the centre square is all white
-    out = evaluate.prepare_image(image, 16)
+    out = metrics.prepare_image(image, 16)
     assert out.shape == (1, 3, 16, 16) and torch.allclose(out, torch.ones_like(out), atol=1e-6)
     with pytest.raises(ValueError, match=r"\[3,H,W\]"):
-        evaluate.prepare_image(torch.zeros(1, 3, 8, 8), 8)
+        metrics.prepare_image(torch.zeros(1, 3, 8, 8), 8)
 
 
 def test_model_fill_runs_an_anymask_model_and_refuses_a_discriminator(tmp_path: Path) -> None:

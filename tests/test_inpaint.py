@@ -222,5 +222,5 @@ def test_working_size_downscales_big_crops_but_keeps_known_pixels():
     assert max(calls[0]) <= 64 and calls[1] == (160, 160)
     keep = (mask == 0).expand_as(image)
     assert torch.equal(small[keep], image[keep]) and not torch.equal(small, full)
-    with pytest.raises(ValueError, match="working_size must be >= 32"):
+    with pytest.raises(ValueError, match=r"working_size must be in \[32, 8192\] px"):
         inpaint(model, image, mask, working_size=8)

@@ -66,3 +66,24 @@ def test_reflect_indices_mirror_like_reflect_padding_at_any_distance():
     padded = torch.nn.functional.pad(torch.arange(5.0).view(1, 1, 5), (2, 2), mode="reflect")[0, 0]
     assert layout.reflect_indices(-2, 9, 5, "cpu").tolist() == padded.long().tolist()
     assert layout.reflect_indices(0, 3, 1, "cpu").tolist() == [0, 0, 0]
+
+
+def test_validate_mask_for_checks_the_mask_against_its_image():
+    image = torch.rand(2, 3, 8, 12)
+    for mask in (torch.zeros(1, 1, 8, 12), torch.ones(2, 1, 8, 12)):
+        assert layout.validate_mask_for(image, mask) is mask
+    with pytest.raises(ValueError, match=r"mask batch must be 1 or equal the image batch 2, got mask shape \(3, "):
+        layout.validate_mask_for(image, torch.zeros(3, 1, 8, 12))
+    with pytest.raises(ValueError, match=r"mask size must equal the image size \(8, 12\) \(H, W\), got \(8, 8\)"):
+        layout.validate_mask_for(image, torch.zeros(1, 1, 8, 8))
+    with pytest.raises(ValueError, match="reference_mask contains NaN"):
+        layout.validate_mask_for(image, torch.full((1, 1, 8, 12), float("nan")), name="reference_mask")
+
+
+def test_ranges_check_values_and_name_them():
+    from models.ranges import CONTEXT, WORKING_SIZE
+
+    assert CONTEXT.check("context", 0.5) == 0.5 and WORKING_SIZE.check("working_size", 32) == 32
+    for bad in (-0.1, 4.5, True, "1", float("nan")):
+        with pytest.raises(ValueError, match=r"context must be in \[0, 4\] \(fraction\), got"):
+            CONTEXT.check("context", bad, " (fraction)")

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from models import masks
+from models import layout, masks
 
 pytestmark = pytest.mark.unit
 
@@ -410,8 +410,8 @@ def test_coverage_values():
         (lambda: masks.feather(torch.zeros(1, 1, 4, 4), -2), r"radius must be >= 0, got -2"),
         (lambda: masks.binarize(torch.zeros(1, 1, 4, 4), 0), r"threshold must lie in \(0, 1\], got 0"),
         (lambda: masks.bbox(torch.ones(1, 1, 4, 4), padding=-1), r"padding must be >= 0, got -1"),
-        (lambda: masks.validate_mask(torch.full((1, 1, 2, 2), 2.0)), r"mask values must lie in \[0, 1\]"),
-        (lambda: masks.validate_image("x"), r"image must be a torch.Tensor, got str"),
+        (lambda: layout.validate_mask(torch.full((1, 1, 2, 2), 2.0)), r"mask values must lie in \[0, 1\]"),
+        (lambda: layout.validate_image("x"), r"image must be a torch.Tensor, got str"),
     ],
 )
 def test_parameter_errors(call, message):
@@ -421,10 +421,10 @@ def test_parameter_errors(call, message):
 
 def test_validators_return_valid_input():
     image, mask = torch.rand(2, 3, 4, 4), torch.rand(2, 1, 4, 4)
-    assert masks.validate_image(image) is image
-    assert masks.validate_mask(mask) is mask
+    assert layout.validate_image(image) is image
+    assert layout.validate_mask(mask) is mask
     with pytest.raises(ValueError, match=r"image must have 4 channels"):
-        masks.validate_image(image, channels=(4,))
+        layout.validate_image(image, channels=(4,))
 
 
 # ------------------------------------------------------------------------------------------------

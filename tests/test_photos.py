@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nodes.train import photos
-from nodes.train.photos import (
+from models.train import photos
+from models.train.photos import (
     Candidate,
     Manifest,
     RccEntry,
@@ -393,15 +393,17 @@ def test_fetch_rejects_unknown_sources(tmp_path):
 def test_add_parser_registers_photos_command():
     import argparse
 
+    from nodes.train import photos as command
+
     parser = argparse.ArgumentParser()
-    photos.add_parser(parser.add_subparsers(dest="command"))
+    command.add_parser(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["photos", "--out", "d", "--sources", "skimage", "--max-side", "512"])
     assert (args.command, args.out, args.sources, args.max_side, args.func) == (
         "photos",
         Path("d"),
         "skimage",
         512,
-        photos.run,
+        command.run,
     )
 
 

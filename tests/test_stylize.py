@@ -215,3 +215,28 @@ def test_adain_style_bad_inputs():
         stylize.adain_style(model, _rand(1, 3, 8, 8), [style])
     with pytest.raises(ValueError, match="adain_style needs a 'adain' model, got architecture 'transformer_net'"):
         stylize.adain_style(SimpleNamespace(module=model.module, arch="transformer_net", config=None), content, [style])
+
+
+def test_one_style_runs_each_kind_of_one_style_network_and_blends(style_net):
+    from models.archs.pix2pix import ResnetGenerator, ResnetGeneratorConfig
+    from models.translate import translate
+
+    image = _rand(1, 3, 20, 28)
+    assert torch.equal(stylize.one_style(style_net, image), stylize.fast_style(style_net, image))
+    assert torch.equal(stylize.one_style(style_net, image, strength=0.0), image)
+    assert torch.equal(stylize.one_style(style_net, image, tile=0), stylize.fast_style(style_net, image, tile=None))
+    torch.manual_seed(0)
+    config = ResnetGeneratorConfig(input_nc=1, output_nc=1, ngf=2, n_blocks=1)
+    grey = weights.LoadedModel(ResnetGenerator(config).eval(), "pix2pix_resnet", config, "translate")
+    out = stylize.one_style(grey, image[:, :1], strength=0.5)  # one channel in and out: shown as grey RGB
+    assert out.shape == (1, 3, 20, 28) and torch.equal(out[:, 0], out[:, 2])
+    expected = stylize.blend(image[:, :1], translate(grey, image[:, :1]), 0.5)
+    assert torch.equal(out, expected.expand(-1, 3, -1, -1)) and not torch.equal(out[:, :1], image[:, :1])
+    adain_like = SimpleNamespace(arch="adain", module=nn.Identity(), config=None)
+    with pytest.raises(ValueError, match="one_style needs one of 'transformer_net', 'pix2pix_resnet'"):
+        stylize.one_style(adain_like, image)
+
+
+def test_adain_style_names_the_styles_in_its_messages(adain_model, io):
+    with pytest.raises(ValueError, match="style_2 has batch 3; a style batch must be 1"):
+        stylize.adain_style(adain_model, io["content"], [io["style"], _rand(3, 3, 32, 32)], names=["style", "style_2"])

@@ -8,9 +8,10 @@ import pytest
 import torch
 from gradients import gradient, gradient_folder, save_png
 
-from models import degrade, evaluate_enhance, metrics, weights
+from models import metrics, weights
 from models.archs.enhance import EnhanceConfig
-from models.enhance import enhance
+from models.enhance import degrade, enhance
+from models.enhance import evaluate as evaluate_enhance
 from models.train.data import load_images, load_pairs
 from models.train.engine import RunOptions, Trainer
 from models.train.enhance import EnhanceSettings, EnhanceTask
@@ -106,7 +107,7 @@ def test_evaluation_rows_compare_with_the_input_and_tune_the_classical_methods_b
     assert set(by) == {(d, m) for d in ("noise15", "underexposed") for m in ("degraded input", "identity", "scale")}
     assert by["noise15", "identity"].psnr == pytest.approx(by["noise15", "degraded input"].psnr)
     assert by["noise15", "scale"].parameter == "a"  # x 0.9 hurts less than x 0.5
-    noisy = degrade.apply_fixed(evaluate_enhance.prepare_image(images[0], 48), "noise15", seed=0)
+    noisy = degrade.apply_fixed(metrics.prepare_image(images[0], 48), "noise15", seed=0)
     assert by["noise15", "degraded input"].psnr < 30 and torch.isfinite(noisy).all()
     table = evaluate_enhance.format_table(rows)
     assert table.count("\n") == len(rows) + 1 and "**" in table

@@ -7,11 +7,13 @@ import torch
 from gradients import gradient, gradient_folder, save_png
 from PIL import Image
 
-from models import evaluate_translate, layout, pairs, translate, weights
+from models import layout, metrics, translate, weights
 from models.archs.pix2pix import UnetGenerator, UnetGeneratorConfig
 from models.train.data import load_pairs, random_crops
 from models.train.engine import RunOptions, Trainer
 from models.train.pix2pix import Pix2PixSettings, Pix2PixTask, generator_config, load_synthetic
+from models.translate import evaluate as evaluate_translate
+from models.translate import pairs
 from nodes.train.cli import main as train_cli
 
 pytestmark = pytest.mark.unit
@@ -250,7 +252,7 @@ def test_evaluate_translation_scores_methods_against_the_photo(photos):
 
     def oracle(a):  # knows the answer: the photo whose luma `a` is
         for image in images:
-            b = evaluate_translate.prepare_image(image, 64)
+            b = metrics.prepare_image(image, 64)
             if torch.allclose(pairs.grey(b), a):
                 return b
         raise AssertionError("unknown input")
@@ -285,7 +287,7 @@ def test_grey_photos_are_left_out_of_colourisation_scores(photos):
                                                    [*images, grey_photo], "colorize", size=32)
     assert rows[0].images == 6 and rows[0].skipped_grey == 1
     assert all(p < 60 for p in rows[0].per_image["psnr"])  # the grey photo's unbounded PSNR is not in the mean
-    assert evaluate_translate.is_grey(evaluate_translate.prepare_image(grey_photo, 32))
+    assert evaluate_translate.is_grey(metrics.prepare_image(grey_photo, 32))
     with pytest.raises(ValueError, match="all 1 images are grey already"):
         evaluate_translate.evaluate_translation({"input": evaluate_translate.input_baseline}, [grey_photo])
 

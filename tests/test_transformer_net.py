@@ -13,6 +13,10 @@ from models.archs.transformer_net import TransformerNet, TransformerNetConfig
 pytestmark = pytest.mark.unit
 
 FILES = ("fast_style_transformernet.pth", "fast_style_transformernet_legacy.pth")
+# Outputs are on the 0..255 scale: the tolerance is the [-1, 1] fixtures' 1e-5 per 2 units scaled to
+# 255 (float32 sums in another order on another CPU: 0.0 on the AVX-512 machine that made the
+# fixture, 6.6e-4 on an AVX2-only one).
+TOLERANCE = 255 * 0.5e-5
 
 
 @pytest.mark.parametrize("name", FILES)
@@ -23,7 +27,7 @@ def test_public_checkpoint_reproduces_reference_output(name):
     assert loaded.config == TransformerNetConfig()
     with torch.no_grad():
         out = loaded.module(io["input"])
-    assert (out - io["output"]).abs().max().item() <= 1e-4  # 0..255 scale; measured 0.0 on CPU
+    assert (out - io["output"]).abs().max().item() <= TOLERANCE
 
 
 def test_legacy_running_stats_are_dropped_and_stay_off():
@@ -46,7 +50,7 @@ def test_converted_file_gives_the_same_output(tmp_path):
     assert loaded.arch == "transformer_net"
     assert loaded.provenance == {"converted_from": "fast_style_transformernet_legacy.pth"}
     with torch.no_grad():
-        assert (loaded.module(io["input"]) - io["output"]).abs().max().item() <= 1e-4
+        assert (loaded.module(io["input"]) - io["output"]).abs().max().item() <= TOLERANCE
 
 
 def test_detect_reads_a_smaller_variant_from_shapes():

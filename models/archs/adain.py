@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 from torch import Tensor, nn
 
-from ..architecture import Architecture, StateDict
+from ..architecture import Architecture, SizeRule, StateDict
 from .vgg import VGG16Features
 
 ENCODERS = ("vgg19_normalised", "vgg16_blurpool", "vgg16")
@@ -239,6 +239,9 @@ def convert(state_dict: StateDict) -> tuple[AdaINConfig, StateDict]:
     )
 
 
+SIZES = SizeRule(multiple=8, minimum=16)
+"""The encoder works at 1/8 scale (relu4_1); smaller images give features under 2x2 px (no std)."""
+
 ARCHITECTURE = Architecture(
     id="adain",
     config_cls=AdaINConfig,
@@ -248,5 +251,6 @@ ARCHITECTURE = Architecture(
     "VGG-16 encoder to relu4_1 + decoder in one file; any style image at run time",
     detect=detect,
     convert=convert,
+    sizes=lambda config: SIZES,
     example_configs=(AdaINConfig(), AdaINConfig("vgg16_blurpool"), AdaINConfig("vgg16")),
 )

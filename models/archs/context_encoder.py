@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from ..architecture import Architecture, StateDict
+from ..architecture import Architecture, SizeRule, StateDict
 from .layers import NORMS, norm_layer
 
 # Decoder upsampling of the any-mask model: nearest-neighbour resize + 3x3 conv (no checkerboard
@@ -387,6 +387,7 @@ ARCHITECTURE = Architecture(
     "centre missing -> 64x64 centre",
     detect=detect_g,
     convert=convert_g,
+    sizes=lambda config: SizeRule(exact=config.image_size),
     example_configs=(
         ContextEncoderConfig(nc=3, nef=4, ngf=4, bottleneck=16, image_size=64),
         ContextEncoderConfig(nc=3, nef=2, ngf=3, bottleneck=5, image_size=64),
@@ -401,6 +402,7 @@ DISCRIMINATOR = Architecture(
     description="Context Encoder local discriminator (the port's _netlocalD): 64x64 patch -> [B, 1] probability",
     detect=detect_d,
     convert=convert_d,
+    sizes=lambda config: SizeRule(exact=config.patch_size),
     example_configs=(ContextEncoderDConfig(nc=3, ndf=4, patch_size=64),),
 )
 
@@ -411,6 +413,7 @@ ANYMASK = Architecture(
     tasks=("inpaint",),
     description="Any-mask Context Encoder: image with the hole blanked + mask -> full image, any size that is a "
     "multiple of 2**downsamplings",
+    sizes=lambda config: SizeRule(multiple=config.stride),
     example_configs=(
         AnyMaskConfig(base_channels=4, downsamplings=2, bottleneck_blocks=2, norm="batch"),
         AnyMaskConfig(base_channels=4, downsamplings=3, bottleneck_blocks=1, norm="instance"),

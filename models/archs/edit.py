@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from ..architecture import Architecture
+from ..architecture import Architecture, SizeRule
 from .layers import NORMS, norm_layer
 
 INSTRUCTIONS = ("remove", "recolour", "relight", "harmonise_paste", "blur_background")
@@ -95,7 +95,8 @@ class EditConfig:
         """Position of `instruction` in this model's list; a clear error for one it was not trained for."""
         if instruction not in self.instructions:
             raise ValueError(
-                f"this edit model knows the instructions {list(self.instructions)}, not {instruction!r}"
+                f"this edit model was trained for {list(self.instructions)}, not {instruction!r}; pick one of "
+                "those or load a model that knows it"
             )
         return self.instructions.index(instruction)
 
@@ -229,6 +230,7 @@ ARCHITECTURE = Architecture(
     tasks=("edit",),
     description="Instruction-conditioned edit generator (remove, recolour, relight, harmonise_paste, "
     "blur_background): image + mask + condition planes -> edited image, FiLM in the residual blocks",
+    sizes=lambda config: SizeRule(multiple=config.stride),
     example_configs=(
         EditConfig(base_channels=4, downsamplings=2, blocks=2, embed_dim=4),
         EditConfig(base_channels=3, downsamplings=1, blocks=0, embed_dim=2, norm="none", instructions=("relight",)),

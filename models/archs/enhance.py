@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..architecture import Architecture
+from ..architecture import Architecture, SizeRule
 
 
 @dataclass(frozen=True)
@@ -210,6 +210,7 @@ ARCHITECTURE = Architecture(
     build=EnhanceNet,
     tasks=("enhance",),
     description="Residual U-Net restorer/enhancer with a global colour/FiLM context branch (this pack's own).",
+    sizes=lambda config: SizeRule(multiple=config.size_multiple),
     example_configs=(
         EnhanceConfig(base_channels=8, levels=1, blocks=1, context_size=32, curve_knots=8),
         EnhanceConfig(base_channels=8, levels=2, blocks=0, context=False, curve_knots=0),

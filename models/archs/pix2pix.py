@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from ..architecture import Architecture, StateDict
+from ..architecture import Architecture, SizeRule, StateDict
 from .layers import NORMS, norm_layer
 
 PADDINGS = ("reflect", "replicate", "zero")
@@ -465,6 +465,7 @@ RESNET = Architecture(
     description="CycleGAN/pix2pix ResnetGenerator (resnet_9blocks, resnet_6blocks, ...): image -> image, tanh",
     detect=_detector(convert_resnet),
     convert=convert_resnet,
+    sizes=lambda config: SizeRule(multiple=config.size_multiple, minimum=config.min_size),
     example_configs=(
         ResnetGeneratorConfig(ngf=4, n_blocks=2, norm="instance", use_dropout=False),
         ResnetGeneratorConfig(ngf=4, n_blocks=1, norm="batch", use_dropout=True),
@@ -480,6 +481,7 @@ UNET = Architecture(
     description="pix2pix UnetGenerator (unet_128, unet_256, ...): image -> image with skip connections, tanh",
     detect=_detector(convert_unet),
     convert=convert_unet,
+    sizes=lambda config: SizeRule(multiple=config.size_multiple, minimum=config.min_size),
     example_configs=(
         UnetGeneratorConfig(ngf=4, num_downs=6, norm="batch", use_dropout=True),
         UnetGeneratorConfig(ngf=2, num_downs=5, norm="instance", use_dropout=False),

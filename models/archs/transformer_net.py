@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..architecture import Architecture, StateDict
+from ..architecture import Architecture, SizeRule, StateDict
 
 LEGACY_KEY = re.compile(r"in\d+\.running_(mean|var)$")
 """Keys of pre-0.4 checkpoints that the reference deletes before loading."""
@@ -140,6 +140,9 @@ def convert(state_dict: StateDict) -> tuple[TransformerNetConfig, StateDict]:
     return _config_from_shapes(state), state
 
 
+SIZES = SizeRule(multiple=4, minimum=8)
+"""Two stride-2 convs and two 2x upsamplings: other sides change the output size; smaller ones fail."""
+
 ARCHITECTURE = Architecture(
     id="transformer_net",
     config_cls=TransformerNetConfig,
@@ -149,6 +152,7 @@ ARCHITECTURE = Architecture(
     "network, RGB 0..255 in and out",
     detect=detect,
     convert=convert,
+    sizes=lambda config: SIZES,
     example_configs=(
         TransformerNetConfig(widths=(4, 8, 8), residual_blocks=2),
         TransformerNetConfig(widths=(3, 5, 6), residual_blocks=1),

@@ -22,9 +22,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .. import edit_pairs, masks
+from .. import masks
 from ..archs.edit import INSTRUCTIONS, OUTSIDE_INSTRUCTIONS, EditConfig, EditGenerator, condition_vector, network_input
 from ..archs.patchgan import PatchGAN, PatchGANConfig
+from ..edit import pairs as edit_pairs
 from ..layout import from_signed, to_signed
 from .data import ImageSet, random_crops
 from .engine import Export, StepContext, Task, adam, finite_or_raise

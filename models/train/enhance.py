@@ -3,7 +3,7 @@
 Pairs come from one of two sources:
 
 * **synthetic** (the default): random crops of clean photos are the targets; the inputs are the same
-  crops passed through `models.degrade.degrade` with the task's `DegradeConfig` (restoration:
+  crops passed through `models.enhance.degrade.degrade` with the task's `DegradeConfig` (restoration:
   `RESTORE`, enhancement: `ENHANCE`, or any mix), seeded per step so a resumed run sees the same pairs;
 * **paired**: real (degraded A, clean B) pairs from `data.load_pairs` (folders A/ and B/, or A|B
   side by side), cropped at the same place.
@@ -30,7 +30,7 @@ from .. import weights
 from ..archs.enhance import ARCHITECTURE, EnhanceConfig, EnhanceNet
 from ..archs.patchgan import PatchGAN, PatchGANConfig
 from ..archs.vgg import VGG16Features
-from ..degrade import RESTORE, DegradeConfig, degrade
+from ..enhance.degrade import RESTORE, DegradeConfig, degrade
 from ..layout import from_signed, to_signed
 from .data import ImageSet, PairSet, random_crops
 from .engine import Export, StepContext, Task, adam, finite_or_raise

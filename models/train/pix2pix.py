@@ -12,13 +12,13 @@ Data (`PairSet`):
   pair whose images differ in size;
 * one folder of side-by-side images, A on the left half and B on the right (the reference's
   ``aligned`` format; an odd width drops the last column, as the reference does);
-* one folder of photos and a synthetic pair kind from `models.pairs`, applied to each training crop:
+* one folder of photos and a synthetic pair kind from `models.translate.pairs`, applied to each training crop:
   ``colorize`` and ``edges2photo`` make A from the photo (B), the style ``poster`` makes B from the
   photo (A).
 
 Jitter: each item is a random square crop of the pair (the same window on A and B) whose side is
 drawn log-uniformly between `crop` and the image's short side and resized to `crop`, and a random
-horizontal flip. A `colorize` model is exported with `models.pairs.fold_grey_input`, so it can be
+horizontal flip. A `colorize` model is exported with `models.translate.pairs.fold_grey_input`, so it can be
 fed colour photos directly (it sees their luma).
 """
 
@@ -33,11 +33,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .. import pairs
 from ..archs.layers import NORMS
 from ..archs.patchgan import PatchGAN, PatchGANConfig
 from ..archs.pix2pix import RESNET, UNET, ResnetGeneratorConfig, UnetGeneratorConfig
 from ..layout import from_signed, to_signed
+from ..translate import pairs
 from .data import PairSet, load_images, random_crops
 from .engine import Export, StepContext, Task, adam, finite_or_raise
 

@@ -67,7 +67,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 def degradation_config(preset: str, overrides: list[str]):
     """The preset's DegradeConfig with FIELD=VALUE overrides applied (validated by DegradeConfig)."""
-    from models import degrade
+    from models.enhance import degrade
 
     base = {"restore": degrade.RESTORE, "enhance": degrade.ENHANCE}.get(preset)
     if base is None:  # both

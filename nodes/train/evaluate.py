@@ -1,7 +1,7 @@
 """`python -m nodes.train evaluate-inpaint`: score inpainting models and baselines on held-out photos.
 
 Prints a markdown table (L1 %, L2 %, PSNR over the hole and the image, SSIM, seconds per image per
-method and mask kind; see `models.evaluate`) and, with --json, writes every number and the settings.
+method and mask kind; see `models.inpaint.evaluate`) and, with --json, writes every number and the settings.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 def parse_mask_kinds(text: str) -> tuple[str, ...]:
     """'center, blocks' -> ('center', 'blocks'); unknown or no kinds are an error."""
-    from models.evaluate import MASK_KINDS
+    from models.inpaint.evaluate import MASK_KINDS
 
     kinds = tuple(k.strip() for k in text.split(",") if k.strip())
     unknown = [k for k in kinds if k not in MASK_KINDS]
@@ -69,7 +69,8 @@ def _device(name: str) -> str:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from models import evaluate, weights
+    from models import weights
+    from models.inpaint import evaluate
     from models.train.data import load_images
 
     kinds = parse_mask_kinds(args.masks)

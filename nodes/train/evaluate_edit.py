@@ -1,7 +1,7 @@
 """`python -m nodes.train evaluate-edit`: score an edit model per instruction on held-out synthetic pairs.
 
 Prints a markdown table (PSNR over the edited region and the image, SSIM, seconds per image for the
-model, the untouched input and a naive baseline per instruction; see `models.evaluate_edit`) and,
+model, the untouched input and a naive baseline per instruction; see `models.edit.evaluate`) and,
 with --json, writes every number and the settings.
 """
 
@@ -46,7 +46,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from models import evaluate_edit, weights
+    from models import weights
+    from models.edit import evaluate as evaluate_edit
     from models.train.data import load_images
     from models.train.edit import parse_instructions
 

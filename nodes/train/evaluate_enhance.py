@@ -1,7 +1,7 @@
 """`python -m nodes.train evaluate-enhance`: score restorers/enhancers and classical methods on held-out photos.
 
 Prints a markdown table (PSNR and SSIM against the clean image per fixed degradation and method, see
-`models.evaluate_enhance`) and, with --json, writes every number and the settings.
+`models.enhance.evaluate`) and, with --json, writes every number and the settings.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    from models.degrade import FIXED
+    from models.enhance.degrade import FIXED
 
     parser = subparsers.add_parser(
         "evaluate-enhance",
@@ -47,8 +47,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from models import evaluate_enhance, weights
+    from models import weights
     from models.enhance import enhance
+    from models.enhance import evaluate as evaluate_enhance
     from models.train.data import load_images
 
     names = tuple(d.strip() for d in args.degradations.split(",") if d.strip())

@@ -1,6 +1,6 @@
 """`python -m nodes.train evaluate-translate`: score translate models on synthetic pairs of held-out photos.
 
-Prints a markdown table (PSNR, SSIM, seconds per image per method; see `models.evaluate_translate`)
+Prints a markdown table (PSNR, SSIM, seconds per image per method; see `models.translate.evaluate`)
 and, with --json, writes every number and the settings.
 """
 
@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    from models.pairs import KINDS
+    from models.translate.pairs import KINDS
 
     parser = subparsers.add_parser(
         "evaluate-translate",
@@ -42,8 +42,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def run(args: argparse.Namespace) -> int:
-    from models import evaluate_translate, weights
+    from models import weights
     from models.train.data import load_images
+    from models.translate import evaluate as evaluate_translate
 
     if args.limit is not None and args.limit < 1:
         raise ValueError(f"--limit must be >= 1, got {args.limit}")

@@ -31,7 +31,7 @@ def add_generator_options(group: argparse._ArgumentGroup, *, net: str, norm: str
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    from models.pairs import KINDS
+    from models.translate.pairs import KINDS
 
     from .run_options import add_run_options
 

@@ -1,7 +1,8 @@
 """Restoration and enhancement on core tensors with an `enhance_unet` model, in tiles of any size.
 
 `enhance(model, image)` takes images [B, C, H, W] in [0, 1] (C = 3, or 4 with an alpha channel that
-passes through) and returns the enhanced images, same shape, float32 on the input's device.
+passes through; a one-channel image is enhanced as RGB, three equal channels) and returns the enhanced
+images, float32 on the input's device.
 
 * **Tiles.** An image larger than `tile` is cut into tiles of at most `tile` x `tile` that overlap
   by `overlap` pixels. Each tile is mirrored out to the size multiple the network needs, run, and
@@ -25,14 +26,17 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor, nn
 
-from . import layout, masks
-from .archs.enhance import ARCHITECTURE
-from .runtime import prepared
+from .. import layout
+from ..architecture import Accepts
+from ..archs.enhance import ARCHITECTURE
+from ..ranges import STRENGTH
+from ..runtime import prepared
 
 log = logging.getLogger(__name__)
 
 MIN_TILE = 64
 ENHANCERS = (ARCHITECTURE.id,)
+ACCEPTS = Accepts("a model for the 'enhance' task", tasks=("enhance",), archs=ENHANCERS)
 
 
 class EnhanceModel(Protocol):
@@ -118,6 +122,8 @@ def enhance(
     progress: Callable[[int, int], None] | None = None,
 ) -> Tensor:
     """Enhance each image of the batch; see the module doc. `progress(done, total)` counts tiles."""
+    if isinstance(image, Tensor) and image.ndim == 4 and image.shape[1] == 1 and model.config.channels == 3:
+        image = image.expand(-1, 3, -1, -1)
     _check(model, image, strength, mask, tile, overlap)
     out_device = image.device
     device = torch.device(device) if device is not None else out_device
@@ -168,20 +174,11 @@ def _check(model: EnhanceModel, image: Tensor, strength: float, mask: Tensor | N
     if getattr(model, "arch", None) not in ENHANCERS:
         raise ValueError(f"enhance needs an {ARCHITECTURE.id!r} model (task 'enhance'), got architecture "
                          f"{getattr(model, 'arch', None)!r}")
-    masks.validate_image(image, channels=(model.config.channels, 4) if model.config.channels == 3 else (1,))
-    if not 0.0 <= strength <= 1.0:
-        raise ValueError(f"strength must be in [0, 1], got {strength!r}")
+    layout.validate_image(image, channels=(model.config.channels, 4) if model.config.channels == 3 else (1,))
+    STRENGTH.check("strength", strength)
     if isinstance(tile, bool) or not isinstance(tile, int) or tile < MIN_TILE:
         raise ValueError(f"tile must be an int >= {MIN_TILE} (pixels), got {tile!r}")
     if isinstance(overlap, bool) or not isinstance(overlap, int) or not 0 <= overlap <= tile // 4:
         raise ValueError(f"overlap must be an int in [0, tile/4] = [0, {tile // 4}], got {overlap!r}")
     if mask is not None:
-        masks.validate_mask(mask)
-        if mask.shape[0] not in (1, image.shape[0]):
-            raise ValueError(
-                f"mask batch must be 1 or equal the image batch {image.shape[0]}, got mask shape {tuple(mask.shape)}"
-            )
-        if mask.shape[-2:] != image.shape[-2:]:
-            raise ValueError(
-                f"mask size must equal the image size {tuple(image.shape[-2:])} (H, W), got {tuple(mask.shape[-2:])}"
-            )
+        layout.validate_mask_for(image, mask)

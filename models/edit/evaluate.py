@@ -33,9 +33,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from . import edit_pairs, masks, metrics
-from .archs.edit import INSTRUCTIONS, OUTSIDE_INSTRUCTIONS
-from .evaluate import prepare_image
+from .. import masks, metrics
+from ..archs.edit import INSTRUCTIONS, OUTSIDE_INSTRUCTIONS
+from ..metrics import prepare_image
+from . import pairs as edit_pairs
 
 Method = Callable[[edit_pairs.EditPair], Tensor]
 EVAL_MASK_KINDS = ("blocks", "irregular", "blobs")
@@ -80,7 +81,7 @@ def untouched(pair: edit_pairs.EditPair) -> Tensor:
 
 def model_method(model: Any, instruction: str, *, device: torch.device | str | None = None) -> Method:
     """`models.edit.edit` with the pair's mask, colour and amount."""
-    from .edit import edit
+    from . import edit
 
     if getattr(model, "task", None) != "edit" or getattr(model, "arch", None) != "edit":
         raise ValueError(f"expected an edit model (architecture 'edit', task 'edit'), got {model.arch!r} for "

@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from . import masks
+from .. import layout
 
 __all__ = [
     "EDGE_PERCENTILE", "EDGE_SIGMA", "KINDS", "LUMA", "STYLES", "SYNTHETIC", "edge_map", "fold_grey_input", "grey",
@@ -58,7 +58,7 @@ def luma(image: Tensor) -> Tensor:
 
 def grey(image: Tensor) -> Tensor:
     """The colorize input: luma repeated in three channels, [N, 3, H, W] in [0, 1]."""
-    masks.validate_image(image, channels=(3,))
+    layout.validate_image(image, channels=(3,))
     return luma(image).expand(-1, 3, -1, -1).contiguous()
 
 
@@ -73,7 +73,7 @@ def _gaussian_blur(y: Tensor, sigma: float) -> Tensor:
 
 def edge_map(image: Tensor) -> Tensor:
     """The edges2photo input: dark edges on white, [N, 3, H, W] in [0, 1] (see the module doc)."""
-    masks.validate_image(image, channels=(3,))
+    layout.validate_image(image, channels=(3,))
     if min(image.shape[-2:]) < 4:
         raise ValueError(f"edge_map needs images of at least 4x4 px, got {tuple(image.shape)}")
     y = _gaussian_blur(luma(image), EDGE_SIGMA)
@@ -89,7 +89,7 @@ def edge_map(image: Tensor) -> Tensor:
 
 def poster(image: Tensor) -> Tensor:
     """The poster style: posterised, blurred colours with dark outlines, [N, 3, H, W] in [0, 1] (see the module doc)."""
-    masks.validate_image(image, channels=(3,))
+    layout.validate_image(image, channels=(3,))
     smooth = torch.cat([_gaussian_blur(image[:, c : c + 1], POSTER_SIGMA) for c in range(3)], dim=1)
     levels = POSTER_LEVELS - 1
     flat = torch.round(smooth.clamp(0.0, 1.0) * levels) / levels

@@ -1,6 +1,6 @@
-"""Score restoration and enhancement on held-out photos for the fixed degradations of `models.degrade`.
+"""Score restoration and enhancement on held-out photos for the fixed degradations of `models.enhance.degrade`.
 
-Every image is centre-cropped to a square and resized to ``size`` (`models.evaluate.prepare_image`),
+Every image is centre-cropped to a square and resized to ``size`` (`models.metrics.prepare_image`),
 then degraded with each ``FIXED`` degradation (item i seeded with i, so every method sees the same
 inputs). A *restorer* is a function ``restore(degraded [1,3,H,W]) -> image`` in [0, 1]; each row
 reports, per (degradation, method), the mean PSNR and SSIM against the clean image and seconds per
@@ -24,8 +24,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from . import degrade, metrics
-from .evaluate import prepare_image
+from .. import metrics
+from ..metrics import prepare_image
+from . import degrade
 
 Restorer = Callable[[Tensor], Tensor]
 """restore(degraded image [1,3,H,W] in [0,1]) -> restored image [1,3,H,W] in [0,1]."""

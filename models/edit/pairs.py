@@ -63,8 +63,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from . import masks
-from .archs.edit import INSTRUCTIONS
+from .. import layout, masks
+from ..archs.edit import INSTRUCTIONS
 
 MASK_KINDS = ("blocks", "strokes", "irregular", "blobs")
 RECOLOUR_MATTE_SIGMA = 0.05
@@ -296,8 +296,8 @@ def make_pair(instruction: str, image: Tensor, mask: Tensor, generator: torch.Ge
     """One pair for `instruction` from a photo [1,3,H,W] in [0,1] and a mask [1,1,H,W] (see the module doc)."""
     if instruction not in INSTRUCTIONS:
         raise ValueError(f"unknown instruction {instruction!r}; known: {', '.join(INSTRUCTIONS)}")
-    masks.validate_image(image, channels=(3,))
-    masks.validate_mask(mask)
+    layout.validate_image(image, channels=(3,))
+    layout.validate_mask(mask)
     if image.shape[0] != 1 or mask.shape != (1, 1, *image.shape[-2:]):
         raise ValueError(
             f"make_pair takes one image [1,3,H,W] and its mask [1,1,H,W], got {tuple(image.shape)} and "

@@ -46,12 +46,13 @@ import torchvision.transforms.v2.functional as TF
 from torch import Tensor
 from torchvision.io import decode_jpeg, encode_jpeg
 
-from .masks import validate_image
+from ..layout import validate_image
 
 __all__ = [
     "ENHANCE",
     "FIXED",
     "LIMITS",
+    "PRESETS",
     "RESIZE_MODES",
     "RESTORE",
     "DegradeConfig",
@@ -60,6 +61,7 @@ __all__ = [
     "custom_config",
     "degrade",
     "jpeg",
+    "preset",
 ]
 
 #: Resize modes, as in Real-ESRGAN (``torch.nn.functional.interpolate`` names).
@@ -282,6 +284,17 @@ FIXED: dict[str, DegradeConfig] = {
     "underexposed": DegradeConfig(colour_probability=1.0, exposure_gain=(0.5, 0.5), gamma=(1.2, 1.2)),
     "lowcontrast": DegradeConfig(colour_probability=1.0, contrast=(0.6, 0.6), saturation=(0.8, 0.8)),
 }
+
+#: Every named degradation mix: the training presets and the fixed evaluation set.
+PRESETS: dict[str, DegradeConfig] = {"restore": RESTORE, "enhance": ENHANCE, **FIXED}
+
+
+def preset(name: str) -> DegradeConfig:
+    """The named mix of `PRESETS`; a clear error for any other name."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown degradation preset {name!r}; expected one of {list(PRESETS)}")
+    return PRESETS[name]
+
 
 
 # --------------------------------------------------------------------------------------------

@@ -30,18 +30,28 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from . import masks
-from .archs import adain as adain_arch
-from .archs import transformer_net
-from .runtime import prepared
+from .. import layout, translate
+from ..architecture import Accepts
+from ..archs import adain as adain_arch
+from ..archs import transformer_net
+from ..ranges import STRENGTH
+from ..runtime import prepared
 
-FAST_STYLE_STRIDE = 4
-"""TransformerNet halves the size twice and doubles it twice: H and W must be multiples of 4."""
-FAST_STYLE_MIN_SIDE = 8
-ADAIN_STRIDE = 8
-"""The VGG encoder works at 1/8 scale (relu4_1)."""
-ADAIN_MIN_SIDE = 16
-"""Smaller images give features under 2x2 px: no per-channel std, and reflection padding fails."""
+FAST_STYLE_SIZES = transformer_net.SIZES
+ADAIN = adain_arch.ARCHITECTURE.id
+FAST_STYLE = transformer_net.ARCHITECTURE.id
+STYLE_TRANSFER = Accepts(
+    f"an AdaIN model (architecture {ADAIN!r}, task 'stylize')", tasks=("stylize",), archs=(ADAIN,),
+    hints=((FAST_STYLE, "use GAN Stylize for it"), ("translate", "use GAN Stylize for it")),
+)
+"""What `adain_style` takes."""
+ONE_STYLE = Accepts(
+    f"a fast-style model ({FAST_STYLE!r}, task 'stylize') or a CycleGAN/pix2pix generator (task 'translate')",
+    tasks=("stylize", "translate"), archs=(FAST_STYLE, *translate.TRANSLATORS),
+    hints=((ADAIN, "use GAN Style Transfer for it, with a style image"),),
+)
+"""What `one_style` takes: a network trained for one style."""
+ADAIN_SIZES = adain_arch.SIZES
 LUMA = (0.299, 0.587, 0.114)
 """BT.601 luma weights (the Y of JPEG's YCbCr); the Cb and Cr rows sum to 0, so adding the same value
 to R, G and B changes Y only."""
@@ -85,8 +95,8 @@ def fast_style(
 ) -> Tensor:
     """Stylise `image` with a `transformer_net` model (see module doc); `tile` px squares, or whole images."""
     _require_arch(model, transformer_net.ARCHITECTURE.id, "fast_style")
-    image = _as_rgb(masks.validate_image(image, channels=(1, 3)))
-    _check_min_side(image, FAST_STYLE_MIN_SIDE, "image")
+    image = _as_rgb(layout.validate_image(image, channels=(1, 3)))
+    _check_min_side(image, FAST_STYLE_SIZES.minimum, "image")
     _check_tiling(tile, overlap)
     out_device = image.device
     device = torch.device(device) if device is not None else out_device
@@ -111,7 +121,7 @@ def _fast_style_item(
     weight = torch.zeros_like(item[:, :1], dtype=torch.float32)
     for y, x in tiles:
         crop = item[..., y : y + th, x : x + tw].to(device=device, dtype=dtype) * 255.0
-        styled = _run_padded(module, crop, FAST_STYLE_STRIDE).float().to(item.device)
+        styled = _run_padded(module, crop, FAST_STYLE_SIZES.multiple).float().to(item.device)
         w = _blend_weights(y, th, height, x, tw, width, overlap).to(item.device)
         acc[..., y : y + th, x : x + tw] += styled * w
         weight[..., y : y + th, x : x + tw] += w
@@ -168,6 +178,7 @@ def adain_style(
     device: torch.device | str | None = None,
     dtype: torch.dtype = torch.float32,
     progress: Progress | None = None,
+    names: Sequence[str] | None = None,
 ) -> Tensor:
     """Stylise `content` with an `adain` model in the style of `styles` (see module doc).
 
@@ -175,12 +186,12 @@ def adain_style(
     may differ in size from the content and from each other. `weights` (default: equal) are
     non-negative and are normalised to sum 1. `alpha` in [0, 1]: 0 gives the decoder's
     reconstruction of the content, 1 the full style. `mask` has batch 1 or the content's batch and
-    the content's size.
+    the content's size. `names` name the styles in error messages (default `styles[0]`, ...).
     """
     _require_arch(model, adain_arch.ARCHITECTURE.id, "adain_style")
-    content = _as_rgb(masks.validate_image(content, channels=(1, 3), name="content"))
-    _check_min_side(content, ADAIN_MIN_SIDE, "content")
-    styles = _check_styles(styles, content.shape[0])
+    content = _as_rgb(layout.validate_image(content, channels=(1, 3), name="content"))
+    _check_min_side(content, ADAIN_SIZES.minimum, "content")
+    styles = _check_styles(styles, content.shape[0], names)
     mix = _check_weights(weights, len(styles))
     _check_alpha(alpha)
     if mask is not None:
@@ -236,7 +247,7 @@ def _adain_item(
 ) -> Tensor:
     """One content image stylised (raw decoder output), padded to the encoder's stride and cropped back."""
     height, width = item.shape[-2:]
-    padded = _pad_to(item.float(), ADAIN_STRIDE)
+    padded = _pad_to(item.float(), ADAIN_SIZES.multiple)
     content_feat = module.encode(padded.to(dtype)).float()
     feat = adain_arch.adaptive_instance_norm(content_feat, mean, std)
     feat = alpha * feat + (1.0 - alpha) * content_feat
@@ -250,7 +261,7 @@ def keep_chroma(styled: Tensor, content: Tensor) -> Tensor:
     return (content + change).clamp(0.0, 1.0)
 
 
-def _check_styles(styles: Any, batch: int) -> list[Tensor]:
+def _check_styles(styles: Any, batch: int, names: Sequence[str] | None = None) -> list[Tensor]:
     if isinstance(styles, Tensor) or not isinstance(styles, Sequence) or len(styles) == 0:
         raise ValueError(
             f"styles must be a non-empty list of style images [B, C, H, W], got {type(styles).__name__}"
@@ -258,9 +269,9 @@ def _check_styles(styles: Any, batch: int) -> list[Tensor]:
         )
     checked = []
     for j, style in enumerate(styles):
-        name = f"styles[{j}]"
-        style = _as_rgb(masks.validate_image(style, channels=(1, 3), name=name))
-        _check_min_side(style, ADAIN_MIN_SIDE, name)
+        name = names[j] if names is not None and j < len(names) else f"styles[{j}]"
+        style = _as_rgb(layout.validate_image(style, channels=(1, 3), name=name))
+        _check_min_side(style, ADAIN_SIZES.minimum, name)
         if style.shape[0] not in (1, batch):
             raise ValueError(
                 f"{name} has batch {style.shape[0]}; a style batch must be 1 (one style for all) or equal the "
@@ -291,7 +302,7 @@ def _check_alpha(alpha: Any) -> None:
 
 
 def _check_mask(mask: Tensor, content: Tensor) -> None:
-    masks.validate_mask(mask)
+    layout.validate_mask(mask)
     if mask.shape[0] not in (1, content.shape[0]):
         raise ValueError(
             f"mask batch must be 1 or equal the content batch {content.shape[0]}, got mask shape {tuple(mask.shape)}"
@@ -337,13 +348,41 @@ def _run_padded(module: nn.Module, x: Tensor, multiple: int) -> Tensor:
 
 
 
+def one_style(
+    model: StyleModel,
+    image: Tensor,
+    *,
+    strength: float = 1.0,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype = torch.float32,
+    progress: Progress | None = None,
+    tile: int | None = None,
+    overlap: int = 32,
+) -> Tensor:
+    """Stylise with a one-style network, then `blend` by `strength`.
+
+    A TransformerNet runs through `fast_style` (tiles of `tile` px; 0 or None = whole images), a
+    pix2pix/CycleGAN generator through `translate.translate` (whole images). A one-channel result comes
+    back as three equal channels.
+    """
+    if model.arch not in ONE_STYLE.archs:
+        raise ValueError(f"one_style needs one of {', '.join(map(repr, ONE_STYLE.archs))}, got architecture "
+                         f"{model.arch!r}")
+    if model.arch == FAST_STYLE:
+        styled = fast_style(model, image, device=device, dtype=dtype, progress=progress, tile=tile or None,
+                            overlap=overlap)
+    else:
+        styled = translate.translate(model, image, device=device, dtype=dtype, progress=progress)
+    out = blend(image, styled, strength)
+    return out.expand(-1, 3, -1, -1) if out.shape[1] == 1 else out
+
+
 def blend(a: Tensor, b: Tensor, strength: float) -> Tensor:
     """`a` moved towards `b` by `strength` in [0, 1]: exactly `a` at 0 and exactly `b` at 1 (torch.lerp).
 
     Shapes broadcast (e.g. a grayscale input [B, 1, H, W] against a stylised [B, 3, H, W]); the result is
     float32 on `a`'s device.
     """
-    if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not 0.0 <= strength <= 1.0:
-        raise ValueError(f"strength must be a number in [0, 1] (0 = the input, 1 = the full effect), got {strength!r}")
+    STRENGTH.check("strength", strength, " (0 = the input, 1 = the full effect)")
     a, b = torch.broadcast_tensors(a.float(), b.to(a.device, torch.float32))
     return torch.lerp(a, b, float(strength))

@@ -1,7 +1,7 @@
 """Score image-to-image translators on synthetic pairs made from held-out photos (e.g. colourisation).
 
-Each photo is centre-cropped to a square and resized to ``size`` (`models.evaluate.prepare_image`);
-that is the target B. A is made from it by a `models.pairs` maker (``colorize``: the luma in three
+Each photo is centre-cropped to a square and resized to ``size`` (`models.metrics.prepare_image`);
+that is the target B. A is made from it by a `models.translate.pairs` maker (``colorize``: the luma in three
 channels; ``edges2photo``: the edge drawing). A *method* is any function ``method(A) -> B_hat`` on
 one item ([1,3,H,W] in [0,1]); every method gets the same inputs. Reported per method, as means over
 the images: PSNR and SSIM of B_hat against B (`models.metrics`) and seconds per image (the call
@@ -25,8 +25,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from . import metrics, pairs
-from .evaluate import prepare_image
+from .. import metrics
+from ..metrics import prepare_image
+from . import pairs
 
 __all__ = ["GREY_TOLERANCE", "Method", "Row", "evaluate_translation", "format_table", "input_baseline", "is_grey",
            "model_method"]
@@ -67,7 +68,7 @@ def model_method(
     model: Any, *, device: torch.device | str | None = None, dtype: torch.dtype = torch.float32, norm_mode: str = "eval"
 ) -> Method:
     """A method that runs `models.translate.translate` with a loaded translate model."""
-    from .translate import translate
+    from . import translate
 
     def run(a: Tensor) -> Tensor:
         return translate(model, a, device=device, dtype=dtype, norm_mode=norm_mode)

@@ -23,11 +23,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from . import layout, masks
-from .archs.pix2pix import RESNET, UNET
-from .runtime import prepared
+from .. import layout
+from ..architecture import Accepts
+from ..archs.pix2pix import RESNET, UNET
+from ..runtime import prepared
 
 TRANSLATORS = (RESNET.id, UNET.id)
+ACCEPTS = Accepts("a model for the 'translate' task", tasks=("translate",), archs=TRANSLATORS)
 NORM_MODES = ("eval", "batch_stats")
 RESIZE_MODES = ("pad", "resize")
 
@@ -94,7 +96,7 @@ def _check_inputs(config: Any, image: Tensor, norm_mode: str, resize_mode: str) 
         raise ValueError(f"norm_mode must be one of {NORM_MODES}, got {norm_mode!r}")
     if resize_mode not in RESIZE_MODES:
         raise ValueError(f"resize_mode must be one of {RESIZE_MODES}, got {resize_mode!r}")
-    masks.validate_image(image, channels=(config.input_nc,))
+    layout.validate_image(image, channels=(config.input_nc,))
 
 
 def padded_size(size: int, multiple: int, min_size: int) -> int:

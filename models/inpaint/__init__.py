@@ -25,9 +25,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from . import layout, masks
-from .archs.context_encoder import ANYMASK, ARCHITECTURE, PAPER_FILL_RGB, PAPER_OVERLAP
-from .runtime import prepared
+from .. import layout, masks
+from ..architecture import Accepts
+from ..archs.context_encoder import ANYMASK, ARCHITECTURE, PAPER_FILL_RGB, PAPER_OVERLAP
+from ..ranges import CONTEXT, WORKING_SIZE
+from ..runtime import prepared
+
+ACCEPTS = Accepts("a model for the 'inpaint' task", tasks=("inpaint",), archs=(ARCHITECTURE.id, ANYMASK.id))
 
 SHAPE_STEP = 32
 """Crops for the any-mask model are padded to a multiple of this (and of the stride): fewer distinct input
@@ -70,9 +74,9 @@ def inpaint(
     `colour_match` shifts the fill's mean colour so its rim matches the known pixels around the hole.
     """
     _check_inputs(image, mask, feather, context)
-    if working_size is not None and working_size < 32:
-        raise ValueError(f"working_size must be >= 32 px or None, got {working_size!r}")
-    if model.arch not in (ARCHITECTURE.id, ANYMASK.id):
+    if working_size is not None:
+        WORKING_SIZE.check("working_size", working_size, " px or None")
+    if model.arch not in ACCEPTS.archs:
         raise ValueError(
             f"inpaint needs a {ARCHITECTURE.id!r} or {ANYMASK.id!r} model, got architecture {model.arch!r}"
         )
@@ -95,20 +99,11 @@ def inpaint(
 
 
 def _check_inputs(image: Tensor, mask: Tensor, feather: int, context: float) -> None:
-    masks.validate_image(image, channels=(3,))
-    masks.validate_mask(mask)
-    if mask.shape[0] not in (1, image.shape[0]):
-        raise ValueError(
-            f"mask batch must be 1 or equal the image batch {image.shape[0]}, got mask shape {tuple(mask.shape)}"
-        )
-    if mask.shape[-2:] != image.shape[-2:]:
-        raise ValueError(
-            f"mask size must equal the image size {tuple(image.shape[-2:])} (H, W), got {tuple(mask.shape[-2:])}"
-        )
+    layout.validate_image(image, channels=(3,))
+    layout.validate_mask_for(image, mask)
     if isinstance(feather, bool) or not isinstance(feather, int) or feather < 0:
         raise ValueError(f"feather must be an int >= 0 (pixels), got {feather!r}")
-    if not 0.0 <= context <= 4.0:
-        raise ValueError(f"context must be in [0, 4] (fraction of the hole size), got {context!r}")
+    CONTEXT.check("context", context, " (fraction of the hole size)")
 
 
 def _check_context_left(mask: Tensor) -> None:

@@ -12,6 +12,9 @@
 * `blur_background`: blur everything outside the mask (the subject), amount in [0, 1] scales the
   blur (sigma = amount x 3 % of the shorter side of what the network sees).
 
+Parameters an instruction does not use are ignored: `colour` outside `recolour`, `amount` outside
+`relight` / `blur_background`, `reference` and `reference_mask` outside `harmonise_paste`.
+
 Outside the mask the result is the input bit for bit, for every instruction except
 `blur_background`, which acts outside by definition and keeps the inside bit for bit instead.
 Soft mask values are blend weights; `strength` (0..1) scales every change (0 = the input; for
@@ -35,11 +38,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from . import layout, masks
-from .archs.edit import ARCHITECTURE, INSTRUCTIONS, OUTSIDE_INSTRUCTIONS, condition_vector, network_input
-from .runtime import prepared
+from .. import layout, masks
+from ..architecture import Accepts
+from ..archs.edit import ARCHITECTURE, INSTRUCTIONS, OUTSIDE_INSTRUCTIONS, condition_vector, network_input
+from ..ranges import CONTEXT, STRENGTH, WORKING_SIZE
+from ..runtime import prepared
 
+ACCEPTS = Accepts("a model for the 'edit' task", tasks=("edit",), archs=(ARCHITECTURE.id,))
 MIN_CONTEXT_PX = 32
+AMOUNT_INSTRUCTIONS = ("relight", "blur_background")
+"""The instructions that use `amount`; the others ignore it."""
 REPLACING_INSTRUCTIONS = ("remove", "blur_background")
 """The network output replaces the pixels; for the others its change is added to the full-resolution crop."""
 
@@ -85,6 +93,8 @@ def edit(
     working_size: int | None = 256,
 ) -> Tensor:
     """Apply `instruction` to the masked region of every image (see the module doc)."""
+    if instruction not in AMOUNT_INSTRUCTIONS:
+        amount = 0.0
     _check(model, image, mask, instruction, amount, strength, context, working_size)
     rgb = None
     if instruction == "recolour":
@@ -114,30 +124,20 @@ def edit(
 
 def _check(model: EditModel, image: Tensor, mask: Tensor, instruction: str, amount: float, strength: float,
            context: float, working_size: int | None) -> None:
-    if model.arch != ARCHITECTURE.id:
+    if model.arch not in ACCEPTS.archs:
         raise ValueError(f"edit needs an {ARCHITECTURE.id!r} model, got architecture {model.arch!r}")
     if instruction not in INSTRUCTIONS:
         raise ValueError(f"unknown instruction {instruction!r}; known: {', '.join(INSTRUCTIONS)}")
     model.config.index(instruction)  # raises for an instruction this model was not trained for
-    masks.validate_image(image, channels=(3,))
-    masks.validate_mask(mask)
-    if mask.shape[0] not in (1, image.shape[0]):
-        raise ValueError(
-            f"mask batch must be 1 or equal the image batch {image.shape[0]}, got mask shape {tuple(mask.shape)}"
-        )
-    if mask.shape[-2:] != image.shape[-2:]:
-        raise ValueError(
-            f"mask size must equal the image size {tuple(image.shape[-2:])} (H, W), got {tuple(mask.shape[-2:])}"
-        )
+    layout.validate_image(image, channels=(3,))
+    layout.validate_mask_for(image, mask)
     lo = -1.0 if instruction == "relight" else 0.0
     if not (isinstance(amount, int | float) and lo <= amount <= 1.0):
         raise ValueError(f"amount for {instruction} must be in [{lo:g}, 1], got {amount!r}")
-    if not (isinstance(strength, int | float) and 0.0 <= strength <= 1.0):
-        raise ValueError(f"strength must be in [0, 1], got {strength!r}")
-    if not 0.0 <= context <= 4.0:
-        raise ValueError(f"context must be in [0, 4] (fraction of the region's size), got {context!r}")
-    if working_size is not None and working_size < 32:
-        raise ValueError(f"working_size must be >= 32 px or None, got {working_size!r}")
+    STRENGTH.check("strength", strength)
+    CONTEXT.check("context", context, " (fraction of the region's size)")
+    if working_size is not None:
+        WORKING_SIZE.check("working_size", working_size, " px or None")
 
 
 def paste(
@@ -149,7 +149,7 @@ def paste(
     the mask. With it, each item's cut-out (the reference inside its mask's bounding box) is resized
     into the box of the item's mask and pasted where both masks are set.
     """
-    masks.validate_image(reference, channels=(3,), name="reference")
+    layout.validate_image(reference, channels=(3,), name="reference")
     batch = image.shape[0]
     if reference.shape[0] not in (1, batch):
         raise ValueError(
@@ -161,7 +161,7 @@ def paste(
             reference = F.interpolate(reference, size=image.shape[-2:], mode="bilinear", align_corners=False,
                                       antialias=True).clamp(0.0, 1.0)
         return image * (1 - mask) + reference * mask, mask
-    masks.validate_mask(reference_mask, name="reference_mask")
+    layout.validate_mask(reference_mask, name="reference_mask")
     if reference_mask.shape[0] not in (1, batch) or reference_mask.shape[-2:] != reference.shape[-2:]:
         raise ValueError(
             f"reference_mask must be [1 or {batch}, 1, H, W] with the reference's size {tuple(reference.shape[-2:])}, "

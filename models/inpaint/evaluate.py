@@ -33,10 +33,10 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-from . import masks, metrics
+from .. import masks, metrics
+from ..metrics import prepare_image
 
 __all__ = [
     "MASK_KINDS",
@@ -48,7 +48,6 @@ __all__ = [
     "make_masks",
     "mean_fill",
     "model_fill",
-    "prepare_image",
 ]
 
 Fill = Callable[[Tensor, Tensor], Tensor]
@@ -166,8 +165,8 @@ def classical_fills() -> dict[str, Fill]:
 
 def model_fill(model: Any, *, device: torch.device | str | None = None, dtype: torch.dtype = torch.float32) -> Fill:
     """A fill that runs `models.inpaint.inpaint` with a loaded inpainting model (`weights.LoadedModel`)."""
-    from .archs.context_encoder import ANYMASK, ARCHITECTURE
-    from .inpaint import inpaint
+    from ..archs.context_encoder import ANYMASK, ARCHITECTURE
+    from . import inpaint
 
     task, arch = getattr(model, "task", None), getattr(model, "arch", None)
     name = getattr(model, "path", "") or "model"
@@ -185,20 +184,6 @@ def model_fill(model: Any, *, device: torch.device | str | None = None, dtype: t
 
 # --------------------------------------------------------------------------------------------
 # data
-
-
-def prepare_image(image: Tensor, size: int) -> Tensor:
-    """A [3,H,W] image (uint8, or float in [0,1]) centre-cropped to a square, resized to [1,3,size,size]."""
-    if image.ndim != 3 or image.shape[0] != 3:
-        raise ValueError(f"expected an RGB image [3,H,W], got shape {tuple(image.shape)}")
-    x = image.float() / 255.0 if image.dtype == torch.uint8 else image.float()
-    h, w = x.shape[-2:]
-    side = min(h, w)
-    top, left = (h - side) // 2, (w - side) // 2
-    x = x[None, :, top : top + side, left : left + side]
-    if side != size:
-        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=side > size)
-    return x.clamp(0.0, 1.0)
 
 
 def make_masks(kind: str, size: int, count: int, seed: int) -> Tensor:
