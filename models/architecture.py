@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -28,6 +29,8 @@ TASKS = ("inpaint", "enhance", "translate", "stylize", "edit", "discriminate")
 StateDict = dict[str, Tensor]
 
 PRECISIONS = ("fp32", "bf16", "fp16")
+MAX_CONFIG_NUMBER = 65536
+"""Every number in a stored config is at most this in magnitude (widths, sizes, depths are far smaller)."""
 
 
 @dataclass(frozen=True)
@@ -131,6 +134,14 @@ class Architecture:
         hints = typing.get_type_hints(self.config_cls)
         kwargs = {}
         for name, value in values.items():
+            for item in value if isinstance(value, list) else [value]:
+                plain = item is None or isinstance(item, bool | str) and len(str(item)) <= 200
+                number = isinstance(item, int | float) and not isinstance(item, bool)
+                if not plain and not (number and math.isfinite(item) and abs(item) <= MAX_CONFIG_NUMBER):
+                    raise ValueError(
+                        f"config for architecture {self.id!r}: {name} = {str(value)[:80]} is not plausible (numbers "
+                        f"up to {MAX_CONFIG_NUMBER}, short strings, flat lists)"
+                    )
             origin = typing.get_origin(hints.get(name))
             kwargs[name] = tuple(value) if origin is tuple and isinstance(value, list) else value
         try:

@@ -10,23 +10,34 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Mapping
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
-from torch import nn
+from torch import Tensor, nn
+from torch.nn.modules.module import (
+    register_module_module_registration_hook,
+    register_module_parameter_registration_hook,
+)
 
 from .architecture import Accepts, SizeRule
 from .archs import adain
-from .checkpoint import check_safetensors_file, read_foreign
+from .checkpoint import read_foreign, read_header
 from .registry import ARCHITECTURES, TASKS, Architecture, Registry, StateDict
 
 FORMAT = "gan-edit"
 FORMAT_VERSION = 1
 FOREIGN_SUFFIXES = (".pth", ".pt", ".ckpt")
+MAX_PARAMETERS = 400_000_000
+"""Parameter budget of one model file (1.6 GB in float32); set GAN_EDIT_MAX_PARAMETERS for larger ones."""
+MAX_MODULES = 2_000
+"""Layers (modules) a config may imply; the largest public configs we load have about 300."""
 _KEYS = ("format", "format_version", "arch", "config", "task", "provenance")
 
 
@@ -114,12 +125,10 @@ def save(
 def read_metadata(path: str | os.PathLike) -> dict[str, str]:
     """The metadata of a weights file of ours, checked; the tensors are not read."""
     path = Path(path)
-    check_safetensors_file(path)
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            metadata = f.metadata() or {}
-    except (SafetensorError, OSError) as exc:
-        raise ValueError(f"{path}: not a readable safetensors file ({exc})") from exc
+    return _checked_metadata(path, read_header(path).metadata)
+
+
+def _checked_metadata(path: Path, metadata: dict[str, str]) -> dict[str, str]:
     if metadata.get("format") != FORMAT:
         raise ValueError(
             f"{path}: a safetensors file, but not a gan-edit weights file (metadata has no "
@@ -129,6 +138,8 @@ def read_metadata(path: str | os.PathLike) -> dict[str, str]:
     missing = [k for k in _KEYS if k not in metadata]
     if missing:
         raise ValueError(f"{path}: gan-edit metadata is missing {missing}")
+    if not metadata["format_version"].isdigit():
+        raise ValueError(f"{path}: format_version must be a number, got {metadata['format_version']!r}")
     if int(metadata["format_version"]) > FORMAT_VERSION:
         raise ValueError(
             f"{path}: written by a newer version (format {metadata['format_version']}, this code reads "
@@ -139,17 +150,53 @@ def read_metadata(path: str | os.PathLike) -> dict[str, str]:
     return metadata
 
 
+def max_parameters() -> int:
+    """The parameter budget of a model file: `GAN_EDIT_MAX_PARAMETERS` when set, else `MAX_PARAMETERS`."""
+    value = os.environ.get("GAN_EDIT_MAX_PARAMETERS", "")
+    if not value:
+        return MAX_PARAMETERS
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"GAN_EDIT_MAX_PARAMETERS must be a positive integer, got {value!r}")
+    return int(value)
+
+
 def load(path: str | os.PathLike, registry: Registry = ARCHITECTURES) -> LoadedModel:
-    """Rebuild the module a weights file of ours describes and load its tensors strictly."""
+    """Rebuild the module a weights file of ours describes and load its tensors strictly.
+
+    Checked before anything is allocated: the header (dtypes, shapes, byte ranges; see
+    `checkpoint.read_header`), the metadata, and the tensor shapes the config implies, computed on
+    the meta device under the parameter budget (`max_parameters()`). Only a file that fits is built.
+    """
     path = Path(path)
     if path.suffix.lower() in FOREIGN_SUFFIXES:
         return load_foreign(path, registry)
-    metadata = read_metadata(path)
-    architecture = registry.get(metadata["arch"])
+    header = read_header(path)
+    metadata = _checked_metadata(path, header.metadata)
     try:
-        config = architecture.config_from_dict(json.loads(metadata["config"]))
-    except json.JSONDecodeError as exc:
+        architecture = registry.get(metadata["arch"])
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+    try:
+        values = json.loads(metadata["config"])
+    except (json.JSONDecodeError, RecursionError) as exc:
         raise ValueError(f"{path}: config metadata is not valid JSON ({exc})") from exc
+    if not isinstance(values, dict):
+        raise ValueError(f"{path}: config metadata must be a JSON object, got {type(values).__name__}")
+    if metadata["task"] not in architecture.tasks:
+        raise ValueError(f"{path}: says task {metadata['task']!r}, but architecture {architecture.id!r} serves "
+                         f"{list(architecture.tasks)}")
+    try:
+        config = architecture.config_from_dict(values)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+    budget = max_parameters()
+    if header.numel > budget:
+        raise ValueError(f"{path}: the file declares {header.numel:,} parameters; the limit is {budget:,} "
+                         "(GAN_EDIT_MAX_PARAMETERS)")
+    expected = _shapes_on_meta(path, architecture, config, budget)
+    problems = _fit_problems(expected, {k: t.shape for k, t in header.tensors.items()})
+    if problems:
+        raise ValueError(f"{path}: weights do not fit architecture {architecture.id!r}: {problems}")
     module = architecture.build(config)
     try:
         with safe_open(str(path), framework="pt") as f:
@@ -162,7 +209,7 @@ def load(path: str | os.PathLike, registry: Registry = ARCHITECTURES) -> LoadedM
         arch=architecture.id,
         config=config,
         task=metadata["task"],
-        provenance=json.loads(metadata["provenance"]),
+        provenance=_provenance(metadata["provenance"]),
         path=str(path),
     )
 
@@ -171,10 +218,22 @@ def load_foreign(path: str | os.PathLike, registry: Registry = ARCHITECTURES) ->
     """Detect, convert and strictly load a public checkpoint (see `convert` to save it as ours)."""
     path = Path(path)
     state = read_foreign(path)
-    architecture = registry.detect(state)
-    if architecture.convert is None:
-        raise ValueError(f"{path}: architecture {architecture.id!r} has no converter")
-    config, converted = architecture.convert(state)
+    budget = max_parameters()
+    numel = sum(t.numel() for t in state.values())
+    if numel > budget:
+        raise ValueError(f"{path}: the file holds {numel:,} parameters; the limit is {budget:,} "
+                         "(GAN_EDIT_MAX_PARAMETERS)")
+    try:
+        architecture = registry.detect(state)
+        if architecture.convert is None:
+            raise ValueError(f"architecture {architecture.id!r} has no converter")
+        config, converted = architecture.convert(state)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+    problems = _fit_problems(_shapes_on_meta(path, architecture, config, budget),
+                             {k: tuple(v.shape) for k, v in converted.items()})
+    if problems:
+        raise ValueError(f"{path}: weights do not fit architecture {architecture.id!r}: {problems}")
     module = architecture.build(config)
     _load_strict(module, converted, path, architecture)
     return LoadedModel(
@@ -211,22 +270,77 @@ def convert_adain_pair(vgg_path: str | os.PathLike, decoder_path: str | os.PathL
     return save(loaded.module, dst, loaded.arch, loaded.config, loaded.task, loaded.provenance)
 
 
+def _provenance(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except (json.JSONDecodeError, RecursionError):
+        value = None
+    return value if isinstance(value, dict) else {"unreadable": text[:200]}
+
+
+class _OverBudget(Exception):
+    """Raised from inside a registration hook to stop a build that grew past its budget."""
+
+
+@contextmanager
+def _budget(max_params: int, max_modules: int) -> Iterator[None]:
+    """Stop any module built in this thread once it registers more parameters or submodules than allowed."""
+    thread = threading.get_ident()
+    counts = {"parameters": 0, "modules": 0}
+
+    def on_parameter(module: nn.Module, name: str, param: Tensor | None) -> None:
+        if param is not None and threading.get_ident() == thread:
+            counts["parameters"] += param.numel()
+            if counts["parameters"] > max_params:
+                raise _OverBudget(f"more than {max_params:,} parameters (GAN_EDIT_MAX_PARAMETERS)")
+
+    def on_module(module: nn.Module, name: str, sub: nn.Module | None) -> None:
+        if sub is not None and threading.get_ident() == thread:
+            counts["modules"] += 1
+            if counts["modules"] > max_modules:
+                raise _OverBudget(f"more than {max_modules:,} layers")
+
+    handles = [register_module_parameter_registration_hook(on_parameter),
+               register_module_module_registration_hook(on_module)]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def _shapes_on_meta(path: Path, architecture: Architecture, config: Any, max_params: int) -> dict[str, tuple]:
+    """The state dict shapes `config` implies, from a build on the meta device (nothing is allocated)."""
+    try:
+        with _budget(max_params, MAX_MODULES), torch.device("meta"):
+            module = architecture.build(config)
+    except _OverBudget as exc:
+        raise ValueError(f"{path}: implausible config for architecture {architecture.id!r}: it implies {exc}") from None
+    except (ValueError, TypeError, RuntimeError, OverflowError, MemoryError) as exc:
+        raise ValueError(f"{path}: architecture {architecture.id!r} cannot be built from this config ({exc})") from None
+    return {k: tuple(v.shape) for k, v in module.state_dict().items()}
+
+
+def _fit_problems(expected: Mapping[str, tuple], found: Mapping[str, tuple]) -> str:
+    """'' when the two key -> shape maps agree, else what differs, for people."""
+    missing = sorted(set(expected) - set(found))
+    unexpected = sorted(set(found) - set(expected))
+    wrong = [f"{k}: file {tuple(found[k])} vs model {tuple(v)}" for k, v in expected.items()
+             if k in found and tuple(found[k]) != tuple(v)]
+    parts = []
+    if missing:
+        parts.append(f"missing {len(missing)} keys (e.g. {missing[:3]})")
+    if unexpected:
+        parts.append(f"unexpected {len(unexpected)} keys (e.g. {unexpected[:3]})")
+    if wrong:
+        parts.append(f"{len(wrong)} shape mismatches (e.g. {wrong[:3]})")
+    return "; ".join(parts)
+
+
 def _load_strict(module: nn.Module, state: StateDict, path: Path, architecture: Architecture) -> None:
     expected = module.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    wrong = [
-        f"{k}: file {tuple(state[k].shape)} vs model {tuple(v.shape)}"
-        for k, v in expected.items()
-        if k in state and tuple(state[k].shape) != tuple(v.shape)
-    ]
-    if missing or unexpected or wrong:
-        parts = []
-        if missing:
-            parts.append(f"missing {len(missing)} keys (e.g. {missing[:3]})")
-        if unexpected:
-            parts.append(f"unexpected {len(unexpected)} keys (e.g. {unexpected[:3]})")
-        if wrong:
-            parts.append(f"{len(wrong)} shape mismatches (e.g. {wrong[:3]})")
-        raise ValueError(f"{path}: weights do not fit architecture {architecture.id!r}: " + "; ".join(parts))
+    problems = _fit_problems({k: tuple(v.shape) for k, v in expected.items()},
+                             {k: tuple(v.shape) for k, v in state.items()})
+    if problems:
+        raise ValueError(f"{path}: weights do not fit architecture {architecture.id!r}: {problems}")
     module.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()}, strict=True)

@@ -81,7 +81,8 @@ def test_normalization_modes_differ_for_a_batch_norm_model(server, tmp_path):
 
 
 def test_an_inpaint_model_is_refused_naming_the_task(server, tmp_path):
-    expected = "GAN Image to Image needs a model for the 'translate' task.*'context_encoder_anymask' model for 'inpaint'"
+    expected = ("GAN Image to Image needs a model for the 'translate' task.*'context_encoder_anymask' model for "
+                "'inpaint'")
     with pytest.raises(ExecutionFailed, match=expected):
         _run(server, _graph("translate_not_a_translator.safetensors"), tmp_path)
 

@@ -216,3 +216,111 @@ def test_public_patchgan_checkpoint_converts_and_reproduces_reference(tmp_path):
     with torch.no_grad():
         again = weights.load(ours).module(io["input"])
     assert torch.equal(again, out)
+
+
+# -- checked before built ---------------------------------------------------------------------------------------
+
+
+def _enhance_file(tmp_path, **config_changes) -> Path:
+    """A small enhance file whose metadata config is changed afterwards (the tensors stay those of the original)."""
+    from models.archs.enhance import EnhanceConfig, EnhanceNet
+
+    config = EnhanceConfig(base_channels=8, levels=1, blocks=1, context_size=32)
+    path = weights.save(EnhanceNet(config), tmp_path / "e.safetensors", "enhance_unet", config, "enhance")
+    if config_changes:
+        meta = weights.read_metadata(path)
+        changed = {**json.loads(meta["config"]), **config_changes}
+        save_file(load_file(path), str(path), metadata={**meta, "config": json.dumps(changed)})
+    return path
+
+
+def test_a_config_far_larger_than_its_file_is_refused_before_it_is_built(tmp_path):
+    built = []
+    with pytest.raises(ValueError, match=r"e.safetensors: implausible config for architecture 'enhance_unet': it "
+                       r"implies more than 400,000,000 parameters"):
+        weights.load(_enhance_file(tmp_path, base_channels=16384), _recording(built))
+    assert [device for device in built] == ["meta"]  # only the meta build ran
+
+
+def _recording(built: list) -> Registry:
+    """A registry whose enhance_unet notes the default device of every build (meta inside the check)."""
+    import dataclasses
+
+    from models.archs.enhance import EnhanceNet
+
+    def build(config):
+        built.append(str(torch.empty(0).device))
+        return EnhanceNet(config)
+
+    return Registry((dataclasses.replace(ARCHITECTURES.get("enhance_unet"), build=build),))
+
+
+def test_a_config_that_does_not_match_the_tensors_is_refused_before_a_real_build(tmp_path):
+    built = []
+    registry = _recording(built)
+    with pytest.raises(ValueError, match=r"weights do not fit architecture 'enhance_unet': .*shape mismatches"):
+        weights.load(_enhance_file(tmp_path, base_channels=12), registry)
+    assert built == ["meta"]
+    weights.load(_enhance_file(tmp_path), registry)
+    assert built == ["meta", "meta", "cpu"]  # a good file: checked on meta, then built for real
+
+
+def test_the_parameter_budget_is_configurable(tmp_path, monkeypatch):
+    path = _enhance_file(tmp_path)
+    monkeypatch.setenv("GAN_EDIT_MAX_PARAMETERS", "1000")
+    with pytest.raises(ValueError, match=r"declares [\d,]+ parameters; the limit is 1,000 \(GAN_EDIT_MAX_PARAMETERS\)"):
+        weights.load(path)
+    monkeypatch.setenv("GAN_EDIT_MAX_PARAMETERS", "lots")
+    with pytest.raises(ValueError, match="GAN_EDIT_MAX_PARAMETERS must be a positive integer"):
+        weights.load(path)
+
+
+def _with_header(path: Path, change) -> Path:
+    import struct
+
+    data = path.read_bytes()
+    (n,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8 : 8 + n])
+    change(header)
+    text = json.dumps(header).encode()
+    path.write_bytes(struct.pack("<Q", len(text)) + text + data[8 + n :])
+    return path
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda h: h["tail.bias"].update(dtype="Q4"), r"tensor 'tail.bias' has dtype 'Q4'; expected one of"),
+        (lambda h: h["tail.bias"].update(shape=[2**40]), r"tensor 'tail.bias' \(F32 \[1099511627776\]\) needs"),
+        (lambda h: h["tail.bias"].update(data_offsets=[0, h["tail.bias"]["data_offsets"][1] - h["tail.bias"][
+            "data_offsets"][0]]), r"overlaps the tensor before it|leaves a gap"),
+        (lambda h: h["tail.bias"].update(shape="3"), r"has shape '3'; expected a list of non-negative ints"),
+        (lambda h: h["__metadata__"].update(task="inpaint"), r"says task 'inpaint', but architecture 'enhance_unet' "
+         r"serves \['enhance'\]"),
+        (lambda h: h["__metadata__"].update(config="[" * 5000 + "]" * 5000), r"config metadata"),
+        (lambda h: h["__metadata__"].update(config=json.dumps({"levels": 10**9})), r"levels = 1000000000 is not "
+         r"plausible"),
+    ],
+    ids=["dtype", "huge-shape", "overlap", "shape-type", "task", "deep-json", "huge-number"],
+)
+def test_header_and_metadata_faults_name_the_cause(tmp_path, change, message):
+    path = _with_header(_enhance_file(tmp_path), change)
+    with pytest.raises(ValueError, match=message) as info:
+        weights.load(path)
+    assert "e.safetensors" in str(info.value)
+
+
+def test_a_compressed_zip_checkpoint_is_refused_unread(tmp_path):
+    import zipfile
+
+    from models import checkpoint
+
+    good = tmp_path / "good.pth"
+    torch.save({"weight": torch.zeros(4)}, good)
+    bomb = tmp_path / "bomb.pth"
+    with zipfile.ZipFile(good) as src, zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            dst.writestr(info.filename, src.read(info.filename) + (b"\0" * 2**22 if "data/" in info.filename else b""))
+    with pytest.raises(ValueError, match=r"bomb.pth: refused to load: compressed entries"):
+        checkpoint.read_foreign(bomb)
+    assert torch.equal(checkpoint.read_foreign(good)["weight"], torch.zeros(4))

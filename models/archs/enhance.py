@@ -31,6 +31,9 @@ from torch import Tensor, nn
 
 from ..architecture import Architecture, SizeRule
 
+MAX_LEVELS = 6
+MAX_CONTEXT_SIZE = 1024
+
 
 @dataclass(frozen=True)
 class EnhanceConfig:
@@ -50,8 +53,11 @@ class EnhanceConfig:
                 f"need base_channels >= 4, levels >= 0, blocks >= 0; got {self.base_channels}, {self.levels}, "
                 f"{self.blocks}"
             )
-        if self.context_size < 16:
-            raise ValueError(f"context_size must be >= 16, got {self.context_size}")
+        if self.levels > MAX_LEVELS:
+            raise ValueError(f"levels must be <= {MAX_LEVELS} (sizes would be multiples of {2 ** (MAX_LEVELS + 1)}), "
+                             f"got {self.levels}")
+        if not 16 <= self.context_size <= MAX_CONTEXT_SIZE:
+            raise ValueError(f"context_size must be in [16, {MAX_CONTEXT_SIZE}], got {self.context_size}")
         if self.curve_knots < 0 or (self.curve_knots and not self.context):
             raise ValueError(f"curve_knots must be >= 0 and needs context=True, got {self.curve_knots}")
 
