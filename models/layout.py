@@ -145,3 +145,9 @@ def validate_mask_for(image: Tensor, mask: Any, name: str = "mask") -> Tensor:
             f"{name} size must equal the image size {tuple(image.shape[-2:])} (H, W), got {tuple(mask.shape[-2:])}"
         )
     return mask
+
+
+def clipped_share(image: Tensor) -> float:
+    """Share of an image's colour values that are exactly 1.0 (white): high for clipped inputs."""
+    colour = image[:, :3]
+    return int(torch.count_nonzero(colour == 1.0)) / max(colour.numel(), 1)

@@ -44,6 +44,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw
 from torch import Tensor
 
+from . import memory
 from .layout import validate_image, validate_mask
 
 __all__ = [
@@ -52,6 +53,7 @@ __all__ = [
     "LUMA_WEIGHTS",
     "bbox",
     "binarize",
+    "box_in_units",
     "box_mask",
     "center_box",
     "coverage",
@@ -191,9 +193,15 @@ def _check_real_range(name: str, value: Any, lo_bound: float, hi_bound: float, *
     return float(lo), float(hi)
 
 
+GENERATOR_BYTES_PER_PIXEL = 8
+"""Peak of a mask generator per pixel of its batch: the uint8 drawing and the float32 result (+ slack)."""
+
+
 def _check_canvas(height: Any, width: Any, batch: Any) -> tuple[int, int, int]:
-    return (_check_int("height", height, 1), _check_int("width", width, 1),
-            _check_int("batch", batch, 1))
+    height, width, batch = (_check_int("height", height, 1), _check_int("width", width, 1),
+                            _check_int("batch", batch, 1))
+    memory.require(height * width * batch * GENERATOR_BYTES_PER_PIXEL, f"{width}x{height}x{batch} masks")
+    return height, width, batch
 
 
 def _check_seed(seed: Any) -> int:
@@ -214,6 +222,9 @@ def _check_coverage(value: Any, height: int, width: int) -> tuple[int, int] | No
     if lo_count > hi_count:
         raise ValueError(f"coverage range {tuple(value)} holds no whole pixel count on a "
                          f"{height}x{width} image")
+    if hi_count == 0:
+        raise ValueError(f"a {height}x{width} image is too small for a hole ratio of at most {hi:g}: not one pixel "
+                         "may be a hole (use a larger image or a higher coverage)")
     return lo_count, hi_count
 
 
@@ -241,6 +252,32 @@ def box_mask(height: int, width: int, batch: int, top: int, left: int, box_heigh
     mask = torch.zeros(batch, 1, height, width, dtype=torch.float32)
     mask[:, :, y0:y1, x0:x1] = 1.0
     return mask
+
+
+UNITS = ("fraction", "pixels")
+
+
+def box_in_units(height: int, width: int, batch: int, *, units: str, centered: bool, x: float, y: float,
+                 box_width: float, box_height: float) -> Tensor:
+    """`box_mask` with position and size as fractions of the canvas or in pixels (the Box Mask node).
+
+    `centered` puts the box in the middle and ignores x, y. A fraction that rounds to 0 px (a small
+    fraction of a small image) is an error that says so.
+    """
+    if units not in UNITS:
+        raise ValueError(f"units must be one of {UNITS}, got {units!r}")
+    height, width, batch = _check_canvas(height, width, batch)
+    sx, sy = (width, height) if units == "fraction" else (1, 1)
+    bw, bh = round(box_width * sx), round(box_height * sy)
+    for name, pixels, value, side, across in (("box_width", bw, box_width, width, "wide"),
+                                                ("box_height", bh, box_height, height, "tall")):
+        if pixels < 1 and value > 0:
+            raise ValueError(
+                f"{name} {value:g} of a {side} px {across} image is {value * side:.2f} px, which rounds to 0; a box "
+                "needs at least 1 px (use a larger fraction, pixels, or a larger image)"
+            )
+    left, top = ((width - bw) // 2, (height - bh) // 2) if centered else (round(x * sx), round(y * sy))
+    return box_mask(height, width, batch, top, left, bh, bw)
 
 
 def center_box(height: int, width: int, batch: int, fraction_h: float = 0.5,
@@ -516,9 +553,7 @@ def irregular(height: int, width: int, batch: int, seed: int, preset: str = "med
     if not isinstance(preset, str):
         raise ValueError(f"irregular preset must be a string, got {preset!r}")
     p = _irregular_params(preset, custom)
-    counts = _check_coverage(coverage, height, width)
-    if counts is None:
-        counts = (0, math.floor(p["max_coverage"] * height * width + 1e-9))
+    counts = _check_coverage(coverage if coverage is not None else (0.0, p["max_coverage"]), height, width)
     scale = min(height, width) / 256
 
     def add_stroke(rng: np.random.Generator, canvas: _Canvas, stroke_index: int = 0) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from comfy_api.v0_0_2 import io
 
-from ..models import layout
 from ..models.enhance import degrade
 from . import comfy, schema
 
@@ -88,7 +87,7 @@ class DegradeImage(io.ComfyNode):
                                            colour_strength)
         else:
             config = degrade.preset(preset)
-        core = layout.image_to_bchw(image)
+        core = schema.core_image(image, "Degrade Image")
         out = degrade.degrade(core, config, seed, progress=comfy.progress(core.shape[0]))
         return schema.image_result(out)
 

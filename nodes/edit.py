@@ -58,7 +58,7 @@ class GanEdit(io.ComfyNode):
         model.loaded.expect(edit.ACCEPTS, "GAN Edit")
         if instruction == "harmonise_paste" and reference is None:
             raise ValueError("GAN Edit: harmonise_paste needs a reference image (connect the `reference` input)")
-        core_image = layout.image_to_bchw(image)
+        core_image = schema.core_image(image, "GAN Edit")
         core_mask = schema.fit_mask(core_image, layout.mask_to_b1hw(mask), mask_size_mismatch)
         _, device = comfy.load_to_device(model)
         result = edit.edit(

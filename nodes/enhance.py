@@ -38,7 +38,7 @@ class GanEnhance(io.ComfyNode):
     @classmethod
     def execute(cls, image, model, strength, tile_size, tile_overlap, mask=None) -> io.NodeOutput:
         model.loaded.expect(enhance.ACCEPTS, "GAN Enhance")
-        core_image = layout.image_to_bchw(image)
+        core_image = schema.core_image(image, "GAN Enhance")
         core_mask = layout.mask_to_b1hw(mask) if mask is not None else None
         _, device = comfy.load_to_device(model)
         out = enhance.enhance(

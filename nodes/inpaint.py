@@ -39,7 +39,7 @@ class GanInpaint(io.ComfyNode):
         cls, image, mask, model, feather, context, working_size, colour_match, mask_size_mismatch
     ) -> io.NodeOutput:
         model.loaded.expect(inpaint.ACCEPTS, "GAN Inpaint")
-        core_image = layout.image_to_bchw(image)
+        core_image = schema.core_image(image, "GAN Inpaint")
         core_mask = schema.fit_mask(core_image, layout.mask_to_b1hw(mask), mask_size_mismatch)
         _, device = comfy.load_to_device(model)
         filled = inpaint.inpaint(

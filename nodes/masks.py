@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from comfy_api.v0_0_2 import io
 
-from ..models import layout, masks
+from ..models import layout, masks, memory
 from . import schema
 
 MAX_SIDE = 16384
@@ -71,15 +71,22 @@ def _mask_outputs() -> list[io.Output]:
     ]
 
 
-def _size(width: int, height: int, image: torch.Tensor | None) -> tuple[int, int]:
-    if image is None:
-        return height, width
-    core = layout.image_to_bchw(image)
-    return core.shape[-2], core.shape[-1]
-
-
 def _coverage(choice: str) -> tuple[float, float] | None:
     return None if choice == ANY else masks.COVERAGE_BUCKETS[choice]
+
+
+NODE_BYTES_PER_PIXEL = 96
+"""Peak of a mask node per pixel of its batch: the mask, its ComfyUI copy, the RGB preview and the float
+copies of the image it is drawn over (measured: about 6.4 GiB for one 8192x8192 mask over a photo)."""
+
+
+def _size(width: int, height: int, batch: int, image: torch.Tensor | None) -> tuple[int, int]:
+    """The canvas: the image's size when one is connected; refused when mask + preview exceed the budget."""
+    if image is not None:
+        core = layout.image_to_bchw(image)
+        height, width, batch = core.shape[-2], core.shape[-1], max(batch, core.shape[0])
+    memory.require(height * width * batch * NODE_BYTES_PER_PIXEL, f"{width}x{height}x{batch} masks and their preview")
+    return height, width
 
 
 def _output(mask: torch.Tensor, image: torch.Tensor | None) -> io.NodeOutput:
@@ -119,11 +126,10 @@ class BoxMask(io.ComfyNode):
     def execute(
         cls, width, height, batch_size, units, centered, x, y, box_width, box_height, image=None
     ) -> io.NodeOutput:
-        h, w = _size(width, height, image)
-        scale_x, scale_y = (w, h) if units == "fraction" else (1, 1)
-        bw, bh = round(box_width * scale_x), round(box_height * scale_y)
-        left, top = ((w - bw) // 2, (h - bh) // 2) if centered else (round(x * scale_x), round(y * scale_y))
-        return _output(masks.box_mask(h, w, batch_size, top, left, bh, bw), image)
+        h, w = _size(width, height, batch_size, image)
+        mask = masks.box_in_units(h, w, batch_size, units=units, centered=centered, x=x, y=y, box_width=box_width,
+                                  box_height=box_height)
+        return _output(mask, image)
 
 
 class RandomBlocksMask(io.ComfyNode):
@@ -183,7 +189,7 @@ class RandomBlocksMask(io.ComfyNode):
         coverage,
         image=None,
     ) -> io.NodeOutput:
-        h, w = _size(width, height, image)
+        h, w = _size(width, height, batch_size, image)
         mask = masks.random_blocks(
             h,
             w,
@@ -236,7 +242,7 @@ class StrokeMask(io.ComfyNode):
         coverage,
         image=None,
     ) -> io.NodeOutput:
-        h, w = _size(width, height, image)
+        h, w = _size(width, height, batch_size, image)
         mask = masks.free_form_strokes(
             h,
             w,
@@ -307,7 +313,7 @@ class IrregularMask(io.ComfyNode):
         custom_max_length,
         image=None,
     ) -> io.NodeOutput:
-        h, w = _size(width, height, image)
+        h, w = _size(width, height, batch_size, image)
         custom = {}
         if preset == "custom":
             custom = dict(
@@ -354,7 +360,7 @@ class OutpaintMask(io.ComfyNode):
 
     @classmethod
     def execute(cls, width, height, batch_size, units, left, top, right, bottom, feather, image=None) -> io.NodeOutput:
-        h, w = _size(width, height, image)
+        h, w = _size(width, height, batch_size, image)
         sx, sy = (w, h) if units == "fraction" else (1, 1)
         mask = masks.outpaint_border(
             h, w, batch_size, round(left * sx), round(top * sy), round(right * sx), round(bottom * sy), feather=feather

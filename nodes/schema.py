@@ -6,6 +6,8 @@ what the core accepts. Node files hold only what is theirs.
 
 from __future__ import annotations
 
+import logging
+
 from comfy_api.v0_0_2 import io
 from torch import Tensor
 
@@ -21,7 +23,11 @@ MASK_CATEGORY = f"{CATEGORY}/mask"
 GanModel = io.Custom("GAN_MODEL")
 """The wire type of `Load GAN Model`'s output; it carries a `comfy.PatchedModel`."""
 
+log = logging.getLogger("comfyui-gan-edit")
+
 MISMATCH = ["error", "resize mask"]
+CLIPPED_SHARE = 0.5
+"""More than this share of pure white values makes an input look clipped (a warning, not an error)."""
 SEED_MAX = 0xFFFFFFFFFFFFFFFF
 
 
@@ -70,3 +76,15 @@ def fit_mask(image: Tensor, mask: Tensor, mismatch: str) -> Tensor:
     if mask.shape[-2:] != image.shape[-2:] and mismatch == "resize mask":
         return masks.resize(mask, *image.shape[-2:])
     return mask
+
+
+def core_image(image: Tensor, node: str, name: str = "image") -> Tensor:
+    """ComfyUI IMAGE -> core image; logs a warning when it looks clipped (e.g. a 16-bit PNG read as 8 bits)."""
+    core = layout.image_to_bchw(image)
+    share = layout.clipped_share(core)
+    if share > CLIPPED_SHARE:
+        log.warning(
+            "%s: %.0f%% of the %s's values are exactly 1.0 (pure white): the input looks clipped (a 16-bit or HDR "
+            "file read as 8 bits?); the result will be of the clipped picture", node, 100 * share, name
+        )
+    return core

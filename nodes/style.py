@@ -55,7 +55,7 @@ class GanStyleTransfer(io.ComfyNode):
         style_2_weight=1.0, style_3=None, style_3_weight=1.0,
     ) -> io.NodeOutput:
         model.loaded.expect(stylize.STYLE_TRANSFER, "GAN Style Transfer")
-        core_content = layout.image_to_bchw(content)
+        core_content = schema.core_image(content, "GAN Style Transfer", "content")
         named = [("style", style, style_weight), ("style_2", style_2, style_2_weight),
                  ("style_3", style_3, style_3_weight)]
         used = [(name, layout.image_to_bchw(image), weight) for name, image, weight in named if image is not None]
@@ -99,7 +99,7 @@ class GanStylize(io.ComfyNode):
     @classmethod
     def execute(cls, image, model, strength, tile, overlap) -> io.NodeOutput:
         model.loaded.expect(stylize.ONE_STYLE, "GAN Stylize")
-        core_image = layout.image_to_bchw(image)
+        core_image = schema.core_image(image, "GAN Stylize")
         _, device = comfy.load_to_device(model)
         out = stylize.one_style(
             model.loaded, core_image, strength=strength, device=device, progress=comfy.progress(core_image.shape[0]),

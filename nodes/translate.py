@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from comfy_api.v0_0_2 import io
 
-from ..models import layout, translate
+from ..models import translate
 from . import comfy, schema
 
 NORM_MODES = {"eval": "eval", "per-image batch statistics": "batch_stats"}
@@ -38,7 +38,7 @@ class GanImageToImage(io.ComfyNode):
     @classmethod
     def execute(cls, image, model, normalization, size_handling) -> io.NodeOutput:
         model.loaded.expect(translate.ACCEPTS, "GAN Image to Image")
-        core_image = layout.image_to_bchw(image)
+        core_image = schema.core_image(image, "GAN Image to Image")
         _, device = comfy.load_to_device(model)
         out = translate.translate(
             model.loaded, core_image, device=device, progress=comfy.progress(core_image.shape[0]),

@@ -113,3 +113,18 @@ def test_bad_custom_setting_gives_a_readable_error(uploaded, tmp_path):
         uploaded.client.run(_graph("custom", blur_sigma_max=0.05), tmp_path, stem="bad")
     assert info.value.node_id == "2" and info.value.exception_type.endswith("ValueError")
     assert "blur_sigma_max must be 0 (off) or >= 0.1, got 0.05" in info.value.exception_message
+
+
+def test_a_clipped_input_is_warned_about_in_the_log(comfy, tmp_path):
+    """A mostly white picture (what a 16-bit PNG can become in LoadImage) still runs, with a warning in the log."""
+    white = np.full((48, 64, 3), 255, np.uint8)
+    white[:8] = 40
+    path = tmp_path / "mostly_white.png"
+    Image.fromarray(white).save(path)
+    comfy.client.upload_image(path)
+    prompt = _graph("noise15")
+    prompt["1"]["inputs"]["image"] = "mostly_white.png"
+    before = len(comfy.server.log_text())
+    comfy.client.run(prompt, tmp_path / "out")
+    new_log = comfy.server.log_text()[before:]
+    assert "Degrade Image: 83% of the image's values are exactly 1.0 (pure white): the input looks clipped" in new_log

@@ -570,6 +570,20 @@ def test_an_8192_square_photo_through_a_mask_node_and_inpaint(server, tmp_path):
     assert_server_runs_a_good_prompt(server, tmp_path)
 
 
+def test_a_mask_larger_than_the_memory_budget_is_refused_before_it_is_drawn(server, tmp_path):
+    """The largest Stroke Mask the widgets allow (16384 x 16384 x 64) asks for far more than any budget here."""
+    g = Graph()
+    mask = g.add("GanEditStrokeMask", width=16384, height=16384, batch_size=64, seed=0, strokes_min=1, strokes_max=3,
+                 vertices_min=4, vertices_max=11, brush_min=12, brush_max=40, coverage="any")
+    g.save([g.add("MaskToImage", mask=[mask, 0]), 0], "out")
+    start = time.monotonic()
+    with pytest.raises(ExecutionFailed, match=r"ValueError: 16384x16384x64 masks and their preview need 1536.0 GiB; "
+                       r"the limit is [\d.]+ GiB \(of the memory available\) - lower the batch or the size"):
+        run(server, g, tmp_path)
+    assert time.monotonic() - start < 30
+    assert_server_runs_a_good_prompt(server, tmp_path)
+
+
 # -- interrupting a long prompt ------------------------------------------------------------------------------
 def _enhance_batch(amount: int, side: int = 768) -> Graph:
     """GAN Enhance (default width) over ``amount`` copies of a photo in 64 px tiles: a progress update (an

@@ -87,3 +87,11 @@ def test_ranges_check_values_and_name_them():
     for bad in (-0.1, 4.5, True, "1", float("nan")):
         with pytest.raises(ValueError, match=r"context must be in \[0, 4\] \(fraction\), got"):
             CONTEXT.check("context", bad, " (fraction)")
+
+
+def test_clipped_share_counts_pure_white_colour_values():
+    image = torch.zeros(1, 4, 2, 2)
+    image[:, :3, 0] = 1.0
+    image[:, 3] = 1.0  # alpha does not count
+    assert layout.clipped_share(image) == 0.5
+    assert layout.clipped_share(torch.full((2, 3, 4, 4), 0.999)) == 0.0

@@ -463,3 +463,21 @@ def test_resize_keeps_the_hole_where_it_was():
     assert torch.equal(masks.resize(mask, 64, 64), mask)
     with pytest.raises(ValueError, match="height"):
         masks.resize(mask, 0, 10)
+
+
+def test_box_in_units_converts_fractions_and_says_when_one_rounds_to_nothing():
+    by_fraction = masks.box_in_units(40, 60, 1, units="fraction", centered=True, x=0, y=0, box_width=0.5,
+                                     box_height=0.25)
+    assert torch.equal(by_fraction, masks.box_mask(40, 60, 1, 15, 15, 10, 30))
+    by_pixels = masks.box_in_units(40, 60, 2, units="pixels", centered=False, x=5, y=6, box_width=7, box_height=8)
+    assert torch.equal(by_pixels, masks.box_mask(40, 60, 2, 6, 5, 8, 7))
+    with pytest.raises(ValueError, match=r"^box_height 0.25 of a 1 px tall image is 0.25 px, which rounds to 0; a box "
+                       r"needs at least 1 px"):
+        masks.box_in_units(1, 64, 1, units="fraction", centered=True, x=0, y=0, box_width=0.5, box_height=0.25)
+    with pytest.raises(ValueError, match="units must be one of"):
+        masks.box_in_units(8, 8, 1, units="inches", centered=True, x=0, y=0, box_width=1, box_height=1)
+
+
+def test_a_canvas_too_small_for_any_hole_says_so():
+    with pytest.raises(ValueError, match=r"a 1x1 image is too small for a hole ratio of at most 0.5"):
+        masks.irregular(1, 1, 1, 0)

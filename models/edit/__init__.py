@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .. import layout, masks
+from .. import layout, masks, memory
 from ..architecture import Accepts
 from ..archs.edit import ARCHITECTURE, INSTRUCTIONS, OUTSIDE_INSTRUCTIONS, condition_vector, network_input
 from ..ranges import CONTEXT, STRENGTH, WORKING_SIZE
@@ -96,6 +96,10 @@ def edit(
     if instruction not in AMOUNT_INSTRUCTIONS:
         amount = 0.0
     _check(model, image, mask, instruction, amount, strength, context, working_size)
+    if (torch.device(device) if device is not None else image.device).type == "cpu":
+        memory.require(memory.crop_network_bytes(image.shape, working_size, model.config.base_channels * 4),
+                       f"editing {image.shape[0]} image(s) of {image.shape[-1]}x{image.shape[-2]} at working size "
+                       f"{working_size}", "lower the working size or the batch")
     rgb = None
     if instruction == "recolour":
         if colour is None:

@@ -26,7 +26,7 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor, nn
 
-from .. import layout
+from .. import layout, memory
 from ..architecture import Accepts
 from ..archs.enhance import ARCHITECTURE
 from ..ranges import STRENGTH
@@ -128,6 +128,9 @@ def enhance(
     out_device = image.device
     device = torch.device(device) if device is not None else out_device
     batch, h, w = image.shape[0], image.shape[-2], image.shape[-1]
+    if device.type == "cpu":
+        memory.require(peak_bytes(model.config, image.shape, tile), f"enhancing {batch} image(s) of {w}x{h} in tiles "
+                       f"of {tile} px", "lower the tile size or the batch")
     colour, alpha = (image[:, :3], image[:, 3:]) if image.shape[1] == 4 else (image, None)
     if mask is not None:
         mask = mask.expand(batch, -1, -1, -1)
@@ -168,6 +171,15 @@ def enhance(
     if alpha is not None:
         result = torch.cat([result, alpha.float()], dim=1)
     return result.contiguous()
+
+
+def peak_bytes(config: Any, shape: tuple[int, ...], tile: int) -> int:
+    """Estimated peak of `enhance` on the CPU: the results and one image's accumulators (float32), and the
+    network's activations on one tile (after the 2x2 unshuffle, about a dozen maps of `base_channels`)."""
+    batch, channels, h, w = shape
+    images = 4 * (3 * batch * channels * h * w + 2 * (channels + 1) * h * w)
+    tile_px = min(tile, h) * min(tile, w)
+    return images + 4 * 12 * (tile_px // 4 + 1) * config.base_channels
 
 
 def _check(model: EnhanceModel, image: Tensor, strength: float, mask: Tensor | None, tile: int, overlap: int) -> None:

@@ -46,6 +46,7 @@ import torchvision.transforms.v2.functional as TF
 from torch import Tensor
 from torchvision.io import decode_jpeg, encode_jpeg
 
+from .. import memory
 from ..layout import validate_image
 
 __all__ = [
@@ -461,6 +462,10 @@ def degrade(
     if not isinstance(config, DegradeConfig):
         raise ValueError(f"config must be a DegradeConfig, got {type(config).__name__}")
     seed = _check_seed(seed)
+    batch, channels, height, width = image.shape
+    # the per-item results, their concatenation and the clamped copy, plus one item's intermediates
+    memory.require(4 * (4 * image.numel() + 12 * channels * height * width),
+                   f"degrading {batch} image(s) of {width}x{height}", "lower the batch or the size")
     image = image.detach().float()
     colour, alpha = (image[:, :3], image[:, 3:]) if image.shape[1] == 4 else (image, None)
     total = image.shape[0]

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .. import layout, masks
+from .. import layout, masks, memory
 from ..architecture import Accepts
 from ..archs.context_encoder import ANYMASK, ARCHITECTURE, PAPER_FILL_RGB, PAPER_OVERLAP
 from ..ranges import CONTEXT, WORKING_SIZE
@@ -86,6 +86,10 @@ def inpaint(
     if model.arch == ARCHITECTURE.id:
         _check_context_left(mask)
     device = torch.device(device) if device is not None else out_device
+    if device.type == "cpu" and model.arch == ANYMASK.id:
+        memory.require(memory.crop_network_bytes(image.shape, working_size, model.config.base_channels),
+                       f"inpainting {batch} image(s) of {image.shape[-1]}x{image.shape[-2]} at working size "
+                       f"{working_size}", "lower the working size or the batch")
     results = []
     with prepared(model.module, device, dtype) as module, torch.inference_mode():
         for i in range(batch):
