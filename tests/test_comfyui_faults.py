@@ -520,6 +520,40 @@ def test_broken_weights_give_a_clear_error_and_run_no_code(server, target, broke
     assert_server_runs_a_good_prompt(server, tmp_path)
 
 
+def test_a_sample_of_the_fuzzed_weights_files_through_the_server(server, tmp_path):
+    """Every 40th file of tests/hostile.py (all kinds) loaded by a real Load GAN Model: each a clear node error
+    (or, for a harmless flip, a model that runs), no code run, the server's memory bounded, and it goes on."""
+    from hostile import make_hostile
+
+    files = make_hostile(tmp_path / "hostile", server.marker)
+    folder = server.server.base_dir / "models" / "gan_edit"
+    sample = files[::40]
+    assert len({kind.split("_")[0] for _, kind, _ in sample}) >= 5
+    rss_before = server.server.rss_bytes()
+    outcomes = []
+    for path, kind, benign in sample:
+        name = f"fuzz_{path.name}"
+        (folder / name).write_bytes(path.read_bytes())
+        graph = Graph()
+        image, _ = photo(graph)
+        graph.save(TARGETS["enhance"].apply(graph, image, box(graph), model=name), "out")
+        try:
+            run(server, graph, tmp_path)
+            outcomes.append((name, "ran"))
+            assert benign, f"{name} ({kind}) should have been refused"
+        except ExecutionFailed as failed:
+            assert failed.exception_type.endswith(("ValueError", "FileNotFoundError")), failed.exception_type
+            assert name in failed.exception_message, failed
+            if not benign:  # a harmless flip may load and be refused by the consumer (e.g. a translate model)
+                assert failed.node_type == "GanEditLoadModel", failed
+            outcomes.append((name, "refused"))
+    assert sum(outcome == "refused" for _, outcome in outcomes) >= len(sample) - 3
+    time.sleep(0.2)
+    assert not server.marker.exists(), "a pickle payload ran inside ComfyUI"
+    assert server.server.rss_bytes() - rss_before < 300 * 2**20
+    assert_server_runs_a_good_prompt(server, tmp_path)
+
+
 @pytest.mark.parametrize("target", MODEL_TARGETS)
 def test_missing_weights_file_names_the_file(server, target, tmp_path):
     graph = Graph()

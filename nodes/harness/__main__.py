@@ -51,10 +51,16 @@ def end_progress_line() -> None:
         print("\r\033[K", end="", flush=True)
 
 
-def make_server(args: argparse.Namespace, env: Env) -> ComfyServer:
+def make_server(args: argparse.Namespace, env: Env, base_dir: Path | None = None) -> ComfyServer:
     probe = None if args.no_probe else args.probe
     pack_dir = getattr(args, "pack_dir", None)
-    return ComfyServer(env, port=args.port, probe_node=probe, pack_dir=pack_dir)
+    return ComfyServer(env, port=args.port, probe_node=probe, pack_dir=pack_dir, base_dir=base_dir)
+
+
+def sample_inputs() -> list[Path]:
+    """The sample photos of workflows/inputs/ (what the example workflows load)."""
+    inputs_dir = repo_root() / "workflows" / "inputs"
+    return sorted(p for p in inputs_dir.glob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
 def upload_all(client: ComfyClient, files: Sequence[Path]) -> None:
@@ -91,10 +97,14 @@ def cmd_setup(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     env = ensure_env()
-    say("starting ComfyUI ...")
+    base = (args.base or env.cache_dir / "serve").resolve()
+    say(f"starting ComfyUI in {base} (input/, output/, models/gan_edit/ are kept between runs) ...")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    with make_server(args, env) as server:
+    with make_server(args, env, base_dir=base) as server:
         say(f"ComfyUI {server.url} is up after {server.startup_seconds:.1f} s (log: {server.log_path})")
+        upload_all(ComfyClient(server.url), sample_inputs())
+        say(f"put weights in {base / 'models' / 'gan_edit'}, images in {server.input_dir}; outputs go to "
+            f"{server.output_dir}")
         say("press Ctrl-C to stop")
         try:
             while server.running():
@@ -113,8 +123,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if not workflows:
         say(f"no API-format workflows match {pattern}: nothing to run")
         return 1
-    inputs_dir = repo_root() / "workflows" / "inputs"
-    inputs = sorted(p for p in inputs_dir.glob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    inputs = sample_inputs()
     env = ensure_env()
     say(f"starting ComfyUI for {len(workflows)} workflow(s) ...")
     written: list[Path] = []
@@ -227,6 +236,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("setup", help="build the cached venv + ComfyUI (about 2 minutes once; then instant)")
 
     serve = commands.add_parser("serve", help="start ComfyUI with this pack and keep it running until Ctrl-C")
+    serve.add_argument("--base", type=Path, default=None,
+                       help="the server's folder, kept between runs (default: <cache>/serve); its models/gan_edit/ "
+                       "takes weights, input/ images")
     add_server_options(serve, pack_dir=True)
 
     demo = commands.add_parser("demo", help="run every API-format workflow in a fresh ComfyUI, save outputs")

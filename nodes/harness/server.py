@@ -75,7 +75,9 @@ class ComfyServer:
 
     ``pack_dir`` (default: this repository) is linked as ``custom_nodes/<pack_name>``.
     ``probe_node`` must appear in ``/object_info`` after start-up (None skips that check).
-    The base directory is deleted on stop unless ``keep_base_dir`` is set or start-up failed.
+    Without ``base_dir`` a fresh temporary base directory is used and deleted on stop (unless
+    ``keep_base_dir`` is set or start-up failed); with it, that folder is the server's persistent home:
+    created when missing, ``input/``, ``output/`` and ``models/gan_edit/`` kept between runs.
     """
 
     def __init__(
@@ -89,6 +91,7 @@ class ComfyServer:
         start_timeout: float = 120.0,
         extra_args: Sequence[str] = (),
         keep_base_dir: bool = False,
+        base_dir: Path | str | None = None,
     ) -> None:
         self._env = env
         self.pack_dir = Path(pack_dir).resolve() if pack_dir is not None else repo_root()
@@ -97,7 +100,8 @@ class ComfyServer:
         self.port = port
         self.start_timeout = start_timeout
         self.extra_args = tuple(extra_args)
-        self.keep_base_dir = keep_base_dir
+        self.persistent_base = Path(base_dir).resolve() if base_dir is not None else None
+        self.keep_base_dir = keep_base_dir or base_dir is not None
         self._process: subprocess.Popen[bytes] | None = None
         self._base_dir: Path | None = None
         self._started_at = 0.0
@@ -159,14 +163,22 @@ class ComfyServer:
 
     # -- start / stop ------------------------------------------------------------------------------
     def _prepare_base_dir(self, env: Env) -> Path:
-        parent = env.cache_dir / "servers"
-        parent.mkdir(parents=True, exist_ok=True)
-        base = Path(tempfile.mkdtemp(prefix="comfyui-", dir=parent))
-        for name in ("custom_nodes", "models", "user", "input", "output"):
-            (base / name).mkdir()
+        if self.persistent_base is not None:
+            base = self.persistent_base
+        else:
+            parent = env.cache_dir / "servers"
+            parent.mkdir(parents=True, exist_ok=True)
+            base = Path(tempfile.mkdtemp(prefix="comfyui-", dir=parent))
+        for name in ("custom_nodes", "models/gan_edit", "user", "input", "output"):
+            (base / name).mkdir(parents=True, exist_ok=True)
         if not (self.pack_dir / "__init__.py").is_file():
             raise RuntimeError(f"{self.pack_dir} has no __init__.py: not a ComfyUI custom node pack")
-        (base / "custom_nodes" / self.pack_name).symlink_to(self.pack_dir, target_is_directory=True)
+        link = base / "custom_nodes" / self.pack_name
+        if link.is_symlink():  # a persistent base: point it at this checkout
+            link.unlink()
+        elif link.exists():
+            raise RuntimeError(f"{link} exists and is not a link to a pack checkout; move it away")
+        link.symlink_to(self.pack_dir, target_is_directory=True)
         return base
 
     def command(self, env: Env) -> list[str]:
