@@ -31,8 +31,8 @@ CLIPPED_SHARE = 0.5
 SEED_MAX = 0xFFFFFFFFFFFFFFFF
 
 
-def float_input(name: str, bounds: Range, default: float, step: float, tooltip: str, **extra) -> io.Float.Input:
-    return io.Float.Input(name, default=default, min=bounds.low, max=bounds.high, step=step, tooltip=tooltip, **extra)
+def float_input(name: str, bounds: Range, default: float, step: float, tooltip: str) -> io.Float.Input:
+    return io.Float.Input(name, default=default, min=bounds.low, max=bounds.high, step=step, tooltip=tooltip)
 
 
 def model_input(tooltip: str) -> io.Input:

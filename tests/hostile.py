@@ -85,7 +85,6 @@ def _header_mutations(header: dict, rng: random.Random) -> list[tuple[str, dict]
             h[name] = [1, 2, 3]
         else:  # past_end
             entry["data_offsets"] = [entry["data_offsets"][0], entry["data_offsets"][1] + 2 ** 33]
-            entry["shape"] = entry["shape"]
         out.append((f"header_{kind}", h))
     return out
 

@@ -97,7 +97,7 @@ def edit(
         amount = 0.0
     _check(model, image, mask, instruction, amount, strength, context, working_size)
     if (torch.device(device) if device is not None else image.device).type == "cpu":
-        memory.require(memory.crop_network_bytes(image.shape, working_size, model.config.base_channels * 4),
+        memory.require(memory.crop_network_bytes(image.shape, working_size, model.config.base_channels),
                        f"editing {image.shape[0]} image(s) of {image.shape[-1]}x{image.shape[-2]} at working size "
                        f"{working_size}", "lower the working size or the batch")
     rgb = None

@@ -122,7 +122,8 @@ def enhance(
     progress: Callable[[int, int], None] | None = None,
 ) -> Tensor:
     """Enhance each image of the batch; see the module doc. `progress(done, total)` counts tiles."""
-    if isinstance(image, Tensor) and image.ndim == 4 and image.shape[1] == 1 and model.config.channels == 3:
+    rgb_model = getattr(getattr(model, "config", None), "channels", None) == 3
+    if isinstance(image, Tensor) and image.ndim == 4 and image.shape[1] == 1 and rgb_model:
         image = image.expand(-1, 3, -1, -1)
     _check(model, image, strength, mask, tile, overlap)
     out_device = image.device
