@@ -25,8 +25,10 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from torch import Tensor
 
 from . import layout
@@ -146,15 +148,32 @@ def ssim(a: Tensor, b: Tensor, mask: Tensor | None = None) -> Tensor:
     return _masked_mean(s.mean(dim=1, keepdim=True), mask)
 
 
-def prepare_image(image: Tensor, size: int) -> Tensor:
-    """A [3,H,W] image (uint8, or float in [0,1]) centre-cropped to a square, resized to [1,3,size,size]."""
+RESIZE_MODES = ("lanczos", "bilinear", "crop")
+
+
+def prepare_image(image: Tensor, size: int, resize: str = "lanczos") -> Tensor:
+    """A [3,H,W] image (uint8, or float in [0,1]) as one evaluation image [1,3,S,S] in [0,1].
+
+    ``lanczos`` (the default): the centre square resized to `size` with Pillow's Lanczos filter on 8-bit
+    values, which keeps fine detail as a camera's own downscaler does; ``bilinear``: the same with an
+    antialiased bilinear filter (smoother: it flatters denoisers, which then have less texture to keep);
+    ``crop``: the centre `size` square at native scale, not resampled at all (smaller images: their
+    whole centre square).
+    """
     if image.ndim != 3 or image.shape[0] != 3:
         raise ValueError(f"expected an RGB image [3,H,W], got shape {tuple(image.shape)}")
+    if resize not in RESIZE_MODES:
+        raise ValueError(f"resize must be one of {RESIZE_MODES}, got {resize!r}")
     x = image.float() / 255.0 if image.dtype == torch.uint8 else image.float()
     h, w = x.shape[-2:]
-    side = min(h, w)
+    side = min(h, w, size) if resize == "crop" else min(h, w)
     top, left = (h - side) // 2, (w - side) // 2
     x = x[None, :, top : top + side, left : left + side]
-    if side != size:
+    if side == size or resize == "crop":
+        return x.clamp(0.0, 1.0)
+    if resize == "bilinear":
         x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=side > size)
-    return x.clamp(0.0, 1.0)
+        return x.clamp(0.0, 1.0)
+    pixels = (x[0].permute(1, 2, 0).clamp(0, 1) * 255.0 + 0.5).to(torch.uint8).numpy()
+    resized = Image.fromarray(pixels).resize((size, size), Image.Resampling.LANCZOS)
+    return torch.from_numpy(np.asarray(resized).copy()).permute(2, 0, 1)[None].float() / 255.0

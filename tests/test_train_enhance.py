@@ -102,17 +102,20 @@ def test_evaluation_rows_compare_with_the_input_and_tune_the_classical_methods_b
     identity = {"identity": lambda x: x}
     darker = {"a": lambda x: x * 0.9, "b": lambda x: x * 0.5}
     rows = evaluate_enhance.evaluate_restoration(identity, images, degradations=("noise15", "underexposed"),
-                                                 size=48, classical={"scale": darker})
+                                                 degrader="pack", size=48, resize="bilinear",
+                                                 classical={"scale": darker})
     by = {(r.degradation, r.method): r for r in rows}
     assert set(by) == {(d, m) for d in ("noise15", "underexposed") for m in ("degraded input", "identity", "scale")}
     assert by["noise15", "identity"].psnr == pytest.approx(by["noise15", "degraded input"].psnr)
     assert by["noise15", "scale"].parameter == "a"  # x 0.9 hurts less than x 0.5
-    noisy = degrade.apply_fixed(metrics.prepare_image(images[0], 48), "noise15", seed=0)
+    noisy = degrade.apply_fixed(metrics.prepare_image(images[0], 48, "bilinear"), "noise15", seed=0)
     assert by["noise15", "degraded input"].psnr < 30 and torch.isfinite(noisy).all()
     table = evaluate_enhance.format_table(rows)
     assert table.count("\n") == len(rows) + 1 and "**" in table
-    with pytest.raises(ValueError, match="unknown degradations"):
+    with pytest.raises(ValueError, match="unknown plain degradations"):
         evaluate_enhance.evaluate_restoration(identity, images, degradations=("fog",))
+    with pytest.raises(ValueError, match="unknown pack degradations"):
+        evaluate_enhance.evaluate_restoration(identity, images, degradations=("lowlight",), degrader="pack")
 
 
 def test_auto_contrast_stretches_each_channel_to_the_full_range():

@@ -33,6 +33,12 @@ from ..architecture import Architecture, SizeRule
 
 MAX_LEVELS = 6
 MAX_CONTEXT_SIZE = 1024
+GUIDE_RANGES = (1.5, 3.0)  # bilateral range scales, in multiples of the measured noise level
+GUIDE_RADIUS = 3  # bilateral window 7x7
+GUIDE_SPATIAL_SIGMA = 2.0
+NOISE_CROP = 1024  # the noise level is measured on at most this centre square
+NOISE_MAP_SCALE = 5.0  # the noise map's value per unit of noise level (sigma 25/255 -> about 1)
+MIX_PRIOR = 4.0  # initial logit of the input in the output mix (weight ~0.96 with two guides)
 
 
 @dataclass(frozen=True)
@@ -44,6 +50,7 @@ class EnhanceConfig:
     context: bool = True  # the global-context branch (colour matrix + FiLM)
     context_size: int = 128  # thumbnail side the context branch sees
     curve_knots: int = 0  # pieces of the per-channel tone curve (0 = no curve)
+    guide: bool = False  # bilateral-filtered copies and a noise-level map as extra inputs (needs context)
 
     def __post_init__(self) -> None:
         if self.channels not in (1, 3):
@@ -60,6 +67,8 @@ class EnhanceConfig:
             raise ValueError(f"context_size must be in [16, {MAX_CONTEXT_SIZE}], got {self.context_size}")
         if self.curve_knots < 0 or (self.curve_knots and not self.context):
             raise ValueError(f"curve_knots must be >= 0 and needs context=True, got {self.curve_knots}")
+        if self.guide and not self.context:
+            raise ValueError("guide=True needs context=True (the noise level is measured on the whole image)")
 
     @property
     def size_multiple(self) -> int:
@@ -69,6 +78,11 @@ class EnhanceConfig:
     @property
     def input_channels(self) -> int:
         return self.channels
+
+    @property
+    def mixed(self) -> int:
+        """Images the output mixes before its residual: the input, and the guides."""
+        return 1 + len(GUIDE_RANGES) if self.guide else 1
 
     @property
     def bottom_channels(self) -> int:
@@ -99,10 +113,61 @@ class Context:
     scale: Tensor  # [B, bottom channels]
     shift: Tensor  # [B, bottom channels]
     curve: Tensor | None  # [B, C, knots]: the increments of a monotone curve on [0, 1], summing to 1
+    noise: Tensor | None = None  # [B]: the noise level (standard deviation on the [-1, 1] scale), float32
 
     def to(self, dtype: torch.dtype) -> Context:
         curve = None if self.curve is None else self.curve.to(dtype)
-        return Context(self.matrix.to(dtype), self.offset.to(dtype), self.scale.to(dtype), self.shift.to(dtype), curve)
+        return Context(self.matrix.to(dtype), self.offset.to(dtype), self.scale.to(dtype), self.shift.to(dtype), curve,
+                       self.noise)
+
+    def recolour(self, x: Tensor) -> Tensor:
+        """The global correction (tone curve, then colour matrix and offset) applied to x."""
+        if self.curve is not None:
+            x = apply_curve(x, self.curve)
+        return torch.einsum("bij,bjhw->bihw", self.matrix, x) + self.offset[:, :, None, None]
+
+
+def noise_level(x: Tensor) -> Tensor:
+    """Per-image noise standard deviation of x [B,C,H,W] (any scale), float32 [B].
+
+    The median absolute response of the high-pass [[1,-2,1],[-2,4,-2],[1,-2,1]] / 6 (unit gain on white
+    noise) over 0.6745, per channel, averaged over channels; on at most the centre NOISE_CROP square.
+    """
+    h, w = x.shape[-2:]
+    top, left = max(0, (h - NOISE_CROP) // 2), max(0, (w - NOISE_CROP) // 2)
+    x = x[..., top : top + NOISE_CROP, left : left + NOISE_CROP].float()
+    if min(x.shape[-2:]) < 3:
+        return x.new_zeros(x.shape[0])
+    kernel = x.new_tensor([[1.0, -2.0, 1.0], [-2.0, 4.0, -2.0], [1.0, -2.0, 1.0]]) / 6.0
+    b, c = x.shape[:2]
+    response = F.conv2d(x.reshape(b * c, 1, *x.shape[-2:]), kernel[None, None])
+    mad = response.abs().flatten(1).median(dim=1).values / 0.6745
+    return mad.view(b, c).mean(dim=1)
+
+
+def bilateral(x: Tensor, ranges: Tensor) -> Tensor:
+    """Bilateral filters of x [B,C,H,W] for each range scale in `ranges` [B, R]: returns [B, R, C, H, W].
+
+    A GUIDE_RADIUS window with Gaussian spatial weights (GUIDE_SPATIAL_SIGMA); the range weight uses the
+    squared colour distance averaged over channels. Reflect padding; float32 whatever x's dtype.
+    """
+    x = x.float()
+    b, c, h, w = x.shape
+    r = GUIDE_RADIUS
+    padded = F.pad(x, (r, r, r, r), mode="reflect" if min(h, w) > r else "replicate")
+    negative_inverse = (-1.0 / (2.0 * ranges.float().clamp(min=1e-4) ** 2))[:, :, None, None]  # [B,R,1,1]
+    count = ranges.shape[1]
+    num = x.new_zeros(b, count, c, h, w)
+    den = x.new_zeros(b, count, h, w)
+    for dy in range(-r, r + 1):
+        for dx in range(-r, r + 1):
+            shifted = padded[:, :, r + dy : r + dy + h, r + dx : r + dx + w]
+            distance = torch.sub(shifted, x).square_().mean(dim=1)[:, None]  # [B,1,H,W]
+            weight = torch.exp(distance * negative_inverse - (dx * dx + dy * dy) / (2 * GUIDE_SPATIAL_SIGMA**2))
+            den += weight
+            for i in range(count):
+                num[:, i].addcmul_(shifted, weight[:, i : i + 1])
+    return num / den[:, :, None]
 
 
 def apply_curve(x: Tensor, increments: Tensor) -> Tensor:
@@ -131,6 +196,7 @@ class ContextEncoder(nn.Module):
             prev = w
         self.features = nn.Sequential(*layers)
         self.size = config.context_size
+        self.guide = config.guide
         c = config.channels
         # pooled features + the thumbnail's own per-channel mean and std
         self.colour = nn.Linear(prev + 2 * c, c * c + c)
@@ -156,7 +222,8 @@ class ContextEncoder(nn.Module):
         curve = None
         if self.curve is not None:
             curve = torch.softmax(self.curve(stats).float().view(x.shape[0], c, -1), dim=-1).to(x.dtype)
-        return Context(matrix, offset, 1 + scale, shift, curve)
+        noise = noise_level(x) if self.guide else None
+        return Context(matrix, offset, 1 + scale, shift, curve, noise)
 
 
 class EnhanceNet(nn.Module):
@@ -166,8 +233,9 @@ class EnhanceNet(nn.Module):
         super().__init__()
         self.config = c = config
         folded = c.channels * 4
+        inputs = (c.channels * c.mixed + (1 if c.guide else 0)) * 4  # images (+ the noise map), unshuffled
         widths = [c.base_channels * 2**i for i in range(c.levels + 1)]
-        self.head = nn.Sequential(nn.Conv2d(folded, widths[0], 3, padding=1), _act(), ResBlock(widths[0]))
+        self.head = nn.Sequential(nn.Conv2d(inputs, widths[0], 3, padding=1), _act(), ResBlock(widths[0]))
         self.down = nn.ModuleList(
             nn.Sequential(nn.Conv2d(widths[i], widths[i + 1], 3, stride=2, padding=1), _act(), ResBlock(widths[i + 1]))
             for i in range(c.levels)
@@ -176,9 +244,13 @@ class EnhanceNet(nn.Module):
         self.up = nn.ModuleList(
             nn.Sequential(nn.Conv2d(widths[i + 1], widths[i], 3, padding=1), _act()) for i in range(c.levels)
         )
-        self.tail = nn.Conv2d(widths[0], folded, 3, padding=1)
+        # the residual, and (with guides) the logits of the output mix, 2x2-folded
+        self.tail = nn.Conv2d(widths[0], folded + (4 * c.mixed if c.guide else 0), 3, padding=1)
         nn.init.zeros_(self.tail.weight)  # start as the identity on the input
         nn.init.zeros_(self.tail.bias)
+        if c.guide:
+            with torch.no_grad():
+                self.tail.bias[folded : folded + 4] = MIX_PRIOR  # the input's logit, for the 4 folded pixels
         self.context = ContextEncoder(c) if c.context else None
 
     def global_context(self, x: Tensor) -> Context | None:
@@ -192,12 +264,17 @@ class EnhanceNet(nn.Module):
         if context is None:
             context = self.global_context(x)
         base = x
+        guides: list[Tensor] = []
         if context is not None:
             context = context.to(x.dtype)
-            if context.curve is not None:
-                base = apply_curve(base, context.curve)
-            base = torch.einsum("bij,bjhw->bihw", context.matrix, base) + context.offset[:, :, None, None]
-        h = self.head(F.pixel_unshuffle(base, 2))
+            base = context.recolour(x)
+            if self.config.guide:
+                noise = context.noise.to(x.device)
+                filtered = bilateral(x, noise[:, None] * noise.new_tensor(GUIDE_RANGES))
+                guides = [context.recolour(filtered[:, i].to(x.dtype)) for i in range(filtered.shape[1])]
+                level = (noise * NOISE_MAP_SCALE).to(x.dtype)[:, None, None, None].expand(-1, 1, *x.shape[-2:])
+                guides.append(level)
+        h = self.head(F.pixel_unshuffle(torch.cat([base, *guides], dim=1), 2))
         skips = []
         for down in self.down:
             skips.append(h)
@@ -207,7 +284,14 @@ class EnhanceNet(nn.Module):
         h = self.bottom(h)
         for up, skip in zip(reversed(self.up), reversed(skips), strict=True):
             h = up(F.interpolate(h, scale_factor=2.0, mode="bilinear", align_corners=False)) + skip
-        return base + F.pixel_shuffle(self.tail(h), 2)
+        out = F.pixel_shuffle(self.tail(h), 2)
+        if not self.config.guide:
+            return base + out
+        c = self.config.channels
+        residual, logits = out[:, :c], out[:, c:]
+        images = torch.stack([base, *guides[:-1]], dim=1)  # [B, mixed, C, H, W]
+        weights = torch.softmax(logits.float(), dim=1).to(x.dtype)[:, :, None]
+        return (weights * images).sum(dim=1) + residual
 
 
 ARCHITECTURE = Architecture(
@@ -221,5 +305,6 @@ ARCHITECTURE = Architecture(
         EnhanceConfig(base_channels=8, levels=1, blocks=1, context_size=32, curve_knots=8),
         EnhanceConfig(base_channels=8, levels=2, blocks=0, context=False, curve_knots=0),
         EnhanceConfig(base_channels=8, levels=1, blocks=1, context_size=32, curve_knots=0),
+        EnhanceConfig(base_channels=8, levels=1, blocks=1, context_size=32, curve_knots=4, guide=True),
     ),
 )

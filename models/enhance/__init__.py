@@ -176,11 +176,13 @@ def enhance(
 
 def peak_bytes(config: Any, shape: tuple[int, ...], tile: int) -> int:
     """Estimated peak of `enhance` on the CPU: the results and one image's accumulators (float32), and the
-    network's activations on one tile (after the 2x2 unshuffle, about a dozen maps of `base_channels`)."""
+    network's activations on one tile (after the 2x2 unshuffle, about a dozen maps of `base_channels`;
+    with guides, also the filtered copies and their accumulators, about 6 images per guide)."""
     batch, channels, h, w = shape
     images = 4 * (3 * batch * channels * h * w + 2 * (channels + 1) * h * w)
     tile_px = min(tile, h) * min(tile, w)
-    return images + 4 * 12 * (tile_px // 4 + 1) * config.base_channels
+    guides = 6 * (config.mixed - 1) * (channels + 1) * tile_px
+    return images + 4 * (12 * (tile_px // 4 + 1) * config.base_channels + guides)
 
 
 def _check(model: EnhanceModel, image: Tensor, strength: float, mask: Tensor | None, tile: int, overlap: int) -> None:

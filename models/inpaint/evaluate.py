@@ -6,13 +6,16 @@ masks and reports, per (method, mask kind), the mean over images of
 
 * L1 % and L2 %: mean absolute / squared error over the hole x 100 (Pathak et al. 2016, Table 1),
 * PSNR over the hole and over the whole image, SSIM over the whole image (`models.metrics`),
+* ST-LPIPS over the hole's bounding box (grown to at least `MIN_BOX` px a side), when a perceptual
+  distance is given (`models.perceptual`): PSNR rewards a blurry mean, this rewards plausible texture,
 * seconds per image: wall time of the fill call only (each method first runs once, untimed, on the
   first image so one-off start-up costs are not counted).
 
 The metrics are computed on what a fill returns, unchanged; every fill here keeps the known pixels
 exactly (the classical ones composite their uint8 / float result into the hole).
 
-Images: each is centre-cropped to a square and resized (antialiased bilinear) to ``size``.
+Images: each is centre-cropped to a square and resized to ``size`` (`models.metrics.prepare_image`:
+Lanczos by default, or antialiased bilinear, or a native-scale crop).
 Masks, identical for every method: ``center`` is the paper's centre square (64 of 128),
 ``blocks`` are `masks.random_blocks` and ``irregular`` `masks.irregular(preset="medium")`; the
 random kinds are seeded by ``seed`` and the image's index (item i of a batch drawn with ``seed``),
@@ -52,6 +55,11 @@ __all__ = [
 
 Fill = Callable[[Tensor, Tensor], Tensor]
 """fill(image [1,3,H,W] in [0,1], mask [1,1,H,W] with 1 = hole) -> filled image [1,3,H,W]."""
+Distance = Callable[[Tensor, Tensor], Tensor]
+"""distance(a, b) of images [B,3,H,W] in [0,1] -> [B] (lower is closer)."""
+
+MIN_BOX = 32
+"""The smallest side of the box ST-LPIPS is measured on (the VGG-16 needs some context)."""
 
 MASK_KINDS = ("center", "blocks", "irregular")
 CLASSICAL_RADIUS = 3
@@ -74,6 +82,7 @@ class Row:
     ssim_image: float
     seconds_per_image: float
     per_image: dict[str, list[float]] = field(default_factory=dict)
+    stlpips_box: float | None = None  # mean ST-LPIPS over the hole's bounding box (None: not measured)
 
     def to_dict(self) -> dict[str, Any]:
         """The row as plain JSON-able data (non-finite numbers as the strings "inf" / "nan")."""
@@ -204,6 +213,22 @@ def make_masks(kind: str, size: int, count: int, seed: int) -> Tensor:
 _METRICS = ("l1_percent", "l2_percent", "psnr_hole", "psnr_image", "ssim_image", "seconds")
 
 
+def hole_box(mask: Tensor, minimum: int = MIN_BOX) -> tuple[slice, slice]:
+    """Rows and columns of the bounding box of the hole of `mask` [1,1,H,W], grown about its centre to at
+    least `minimum` px a side (within the image); the whole image when there is no hole."""
+    h, w = mask.shape[-2:]
+    ys, xs = torch.nonzero(mask[0, 0] > 0.5, as_tuple=True)
+    if ys.numel() == 0:
+        return slice(0, h), slice(0, w)
+
+    def span(low: int, high: int, size: int) -> slice:
+        side = max(high - low, min(minimum, size))
+        start = min(max(0, (low + high) // 2 - side // 2), size - side)
+        return slice(start, start + side)
+
+    return span(int(ys.min()), int(ys.max()) + 1, h), span(int(xs.min()), int(xs.max()) + 1, w)
+
+
 def _score(method: str, original: Tensor, filled: Tensor, mask: Tensor) -> dict[str, float]:
     if not isinstance(filled, Tensor) or filled.shape != original.shape:
         got = tuple(filled.shape) if isinstance(filled, Tensor) else type(filled).__name__
@@ -228,11 +253,15 @@ def evaluate_inpainting(
     size: int = 128,
     seed: int = 0,
     progress: Callable[[int, int], None] | None = None,
+    *,
+    resize: str = "lanczos",
+    perceptual: Distance | None = None,
 ) -> list[Row]:
     """Score every fill on every image with every mask kind; rows ordered by mask kind, then method.
 
     `images` are [3,H,W] tensors (uint8, or float in [0,1]) of any size; see the module doc for the
-    crops, masks and metrics. `progress(done, total)` is called after each fill call.
+    crops, masks and metrics. `progress(done, total)` is called after each fill call; `perceptual`
+    (e.g. `models.perceptual.stlpips`) fills each row's ``stlpips_box``.
     """
     if not fills:
         raise ValueError("no fills to evaluate")
@@ -242,7 +271,7 @@ def evaluate_inpainting(
         raise ValueError(f"size must be >= 16 px (SSIM needs 11x11 and the masks some room), got {size}")
     for kind in mask_kinds:
         make_masks(kind, 16, 1, seed)  # unknown kinds fail before any work
-    prepared = [prepare_image(image, size) for image in images]
+    prepared = [prepare_image(image, size, resize) for image in images]
     total, done = len(fills) * len(mask_kinds) * len(prepared), 0
     rows = []
     for kind in mask_kinds:
@@ -257,6 +286,10 @@ def evaluate_inpainting(
                 values["seconds"].append(time.perf_counter() - start)
                 for key, value in _score(name, image, filled, mask).items():
                     values[key].append(value)
+                if perceptual is not None:
+                    box = (..., *hole_box(mask))
+                    values.setdefault("stlpips_box", []).append(
+                        float(perceptual(filled[box].float().clamp(0, 1), image[box])[0]))
                 done += 1
                 if progress is not None:
                     progress(done, total)
@@ -266,7 +299,7 @@ def evaluate_inpainting(
                 hole_percent=100.0 * float(masks.coverage(kind_masks).mean()),
                 l1_percent=means["l1_percent"], l2_percent=means["l2_percent"], psnr_hole=means["psnr_hole"],
                 psnr_image=means["psnr_image"], ssim_image=means["ssim_image"],
-                seconds_per_image=means["seconds"], per_image=values,
+                seconds_per_image=means["seconds"], per_image=values, stlpips_box=means.get("stlpips_box"),
             ))
     return rows
 
@@ -274,13 +307,16 @@ def evaluate_inpainting(
 def format_table(rows: Sequence[Row]) -> str:
     """The rows as a markdown table (one line per method and mask kind)."""
     head = (
-        "| mask | hole % | method | L1 % ↓ | L2 % ↓ | PSNR hole dB ↑ | PSNR image dB ↑ | SSIM image ↑ | s / image |\n"
-        "|---|---:|---|---:|---:|---:|---:|---:|---:|"
+        "| mask | hole % | method | L1 % ↓ | L2 % ↓ | PSNR hole dB ↑ | PSNR image dB ↑ | SSIM image ↑ | "
+        "ST-LPIPS box ↓ | s / image |\n"
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|"
     )
     lines = [head]
     for r in rows:
+        distance = "" if r.stlpips_box is None else f"{r.stlpips_box:.4f}"
         lines.append(
             f"| {r.mask} | {r.hole_percent:.1f} | {r.method} | {r.l1_percent:.2f} | {r.l2_percent:.2f} | "
-            f"{r.psnr_hole:.2f} | {r.psnr_image:.2f} | {r.ssim_image:.4f} | {r.seconds_per_image:.4f} |"
+            f"{r.psnr_hole:.2f} | {r.psnr_image:.2f} | {r.ssim_image:.4f} | {distance} | "
+            f"{r.seconds_per_image:.4f} |"
         )
     return "\n".join(lines)

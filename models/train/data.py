@@ -41,6 +41,20 @@ def is_held_out(path: Path, root: Path, fraction: float) -> bool:
     return int.from_bytes(digest[:8], "big") / 2**64 < fraction
 
 
+def source_of(path: Path, root: Path) -> str:
+    """The source of an image: the first folder below `root` (the package a photo came from), or ''."""
+    parts = path.relative_to(root).parts
+    return parts[0] if len(parts) > 1 else ""
+
+
+def check_sources(root: Path, paths: Sequence[Path], sources: Sequence[str]) -> None:
+    """A clear error when a named held-out source is not a folder of `root` holding images."""
+    found = sorted({source_of(p, root) for p in paths} - {""})
+    missing = [s for s in sources if s not in found]
+    if missing:
+        raise ValueError(f"held-out sources {missing} are not folders of images under {root}; its sources are {found}")
+
+
 def step_generator(seed: int, step: int, rank: int = 0, stream: int = 0) -> torch.Generator:
     """The random stream for one purpose (`stream`) of one step on one rank."""
     mixed = np.random.SeedSequence([seed, step, rank, stream]).generate_state(1, dtype=np.uint64)[0]
@@ -56,6 +70,7 @@ class ImageSet:
     paths: list[Path]
     skipped: list[tuple[Path, str]] = field(default_factory=list)
     held_out: list[Path] = field(default_factory=list)
+    held_out_sources: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return len(self.images)
@@ -68,19 +83,25 @@ def load_images(
     max_side: int | None = None,
     holdout: float = 0.0,
     use_held_out: bool = False,
+    holdout_sources: Sequence[str] = (),
 ) -> ImageSet:
     """Decode every usable image under `root`.
 
     Images smaller than `min_side` on the short side, unreadable and corrupt files are skipped and
     counted (never fatal); images larger than `max_side` are downscaled once on load. With
-    `holdout` > 0 the held-out share is set aside (or, with `use_held_out`, is the set returned).
+    `holdout` > 0 the held-out share is set aside (or, with `use_held_out`, is the set returned);
+    `holdout_sources` holds out whole sources (first-level folders, see `source_of`) as well, so that
+    a score says how a model does on photos from somewhere it has never seen.
     """
     if not 0.0 <= holdout < 1.0:
         raise ValueError(f"holdout must be in [0, 1), got {holdout}")
     root = Path(root)
+    found = list_images(root)
+    check_sources(root, found, holdout_sources)
     images, paths, skipped, held = [], [], [], []
-    for path in list_images(root):
-        if is_held_out(path, root, holdout) != use_held_out:
+    for path in found:
+        held_out = source_of(path, root) in holdout_sources or is_held_out(path, root, holdout)
+        if held_out != use_held_out:
             held.append(path)
             continue
         try:
@@ -101,7 +122,8 @@ def load_images(
             f"{len(skipped)} skipped, {len(held)} in the other split); expected {', '.join(IMAGE_SUFFIXES)} files "
             f"at least {min_side} px on the short side"
         )
-    return ImageSet(root=root, images=images, paths=paths, skipped=skipped, held_out=held)
+    return ImageSet(root=root, images=images, paths=paths, skipped=skipped, held_out=held,
+                    held_out_sources=tuple(holdout_sources))
 
 
 def random_crops(

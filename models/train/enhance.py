@@ -9,8 +9,9 @@ Pairs come from one of two sources:
   side by side), cropped at the same place.
 
 Losses: L1 to the clean image plus a small LSGAN term from a PatchGAN that sees (input, output) pairs,
-as pix2pix conditions its discriminator. Optionally (`perceptual_weight` > 0, off by default so that
-training needs no pretrained network) a perceptual term on a frozen VGG-16 (`models.archs.vgg`): the
+as pix2pix conditions its discriminator (with `adv_weight` 0 the discriminator is not run at all).
+Optionally (`perceptual_weight` > 0, off by default so that training needs no pretrained network) a
+perceptual term on a frozen VGG-16 (`models.archs.vgg`): the
 L1 distance of the output's and the target's relu2_2 and relu3_3 features, each divided by the mean
 magnitude of the target's features, so that the weight means the same for VGG files whose activations
 differ in scale (torchvision's and the anti-aliased one of stlpips-pytorch differ ~20x).
@@ -100,7 +101,7 @@ class EnhanceTask(Task):
         if self.settings.init is not None:  # file names only: provenance must not carry this machine's paths
             settings["init"] = Path(self.settings.init).name
         return {"settings": settings, "images": len(self._images), "held_out": len(self.data.held_out),
-                "data": self.data.root.name}
+                "held_out_sources": list(getattr(self.data, "held_out_sources", ())), "data": self.data.root.name}
 
     def networks(self) -> dict[str, nn.Module]:
         s = self.settings
@@ -138,18 +139,20 @@ class EnhanceTask(Task):
         x, target = batch["input"], batch["target"]
         with ctx.autocast():
             out = ctx.nets["G"](x).float()
-        with ctx.autocast():
-            d_real = ctx.nets["D"](torch.cat([x, target], 1)).float()
-            d_fake = ctx.nets["D"](torch.cat([x, out.detach()], 1)).float()
-        loss_d = 0.5 * ((d_real - 1) ** 2).mean() + 0.5 * (d_fake**2).mean()
-        ctx.optimize(loss_d, "D")
-        with ctx.frozen("D") as d, ctx.autocast():
-            d_on_fake = d(torch.cat([x, out], 1)).float()
-        adv = ((d_on_fake - 1) ** 2).mean()
         l1 = (out - target).abs().mean()
-        total = l1 + s.adv_weight * adv
-        losses = {"loss_d": loss_d.item(), "l1": l1.item(), "adv": adv.item(),
-                  "l1_input": (x - target).abs().mean().item()}
+        total = l1
+        losses = {"l1": l1.item(), "l1_input": (x - target).abs().mean().item()}
+        if s.adv_weight > 0:  # with weight 0 the discriminator would only cost time: it stays as initialised
+            with ctx.autocast():
+                d_real = ctx.nets["D"](torch.cat([x, target], 1)).float()
+                d_fake = ctx.nets["D"](torch.cat([x, out.detach()], 1)).float()
+            loss_d = 0.5 * ((d_real - 1) ** 2).mean() + 0.5 * (d_fake**2).mean()
+            ctx.optimize(loss_d, "D")
+            with ctx.frozen("D") as d, ctx.autocast():
+                d_on_fake = d(torch.cat([x, out], 1)).float()
+            adv = ((d_on_fake - 1) ** 2).mean()
+            total = total + s.adv_weight * adv
+            losses.update(loss_d=loss_d.item(), adv=adv.item())
         if s.perceptual_weight > 0:
             vgg = self.vgg.to(x.device)
             with ctx.autocast():

@@ -189,6 +189,18 @@ def cmd_test(pytest_args: Sequence[str]) -> int:
     os.execv(command[0], command)  # pytest's exit code becomes ours
 
 
+def cmd_train(train_args: Sequence[str]) -> int:
+    """`python -m nodes.train ARGS...` with the environment's python (torch, Pillow, safetensors), in this
+    folder: relative paths in ARGS keep meaning what they mean here."""
+    env = ensure_env()
+    command = [str(env.python), "-m", "nodes.train", *train_args]
+    say(f"running {' '.join(command[1:])} with {env.python}")
+    sys.stdout.flush()
+    path = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = str(repo_root()) + (os.pathsep + path if path else "")
+    os.execv(command[0], command)  # the training command's exit code becomes ours
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     if args.server and args.start:
         raise ValueError("give either --server URL or --start, not both")
@@ -255,6 +267,16 @@ def build_parser() -> argparse.ArgumentParser:
         allow_abbrev=False,
     )  # fmt: skip
 
+    commands.add_parser(
+        "train",
+        usage="%(prog)s COMMAND [ARGS ...]",
+        help="run `python -m nodes.train` in the cached venv; every further argument goes to it",
+        description="Run `python -m nodes.train [ARGS...]` (training, evaluation, conversion, the photo set) with "
+        "the environment's python, from the current folder. Example: python3 -m nodes.harness train enhance "
+        "--help",
+        allow_abbrev=False,
+    )  # fmt: skip
+
     run = commands.add_parser("run", help="queue one API-format workflow on a server and save its outputs")
     run.add_argument("workflow", type=Path, metavar="WORKFLOW.json", help="API-format workflow")
     run.add_argument("--server", metavar="URL", help=f"running ComfyUI (default: {DEFAULT_SERVER})")
@@ -291,6 +313,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if argv[:1] == ["test"] and argv[1:2] not in (["-h"], ["--help"]):
             return cmd_test(argv[1:])  # everything after "test" belongs to pytest, unparsed
+        if argv[:1] == ["train"] and argv[1:2] not in (["-h"], ["--help"]):
+            return cmd_train(argv[1:])  # everything after "train" belongs to nodes.train, unparsed
         args = parser.parse_args(argv)
         return COMMANDS[args.command](args)
     except KeyboardInterrupt:

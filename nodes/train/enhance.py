@@ -13,7 +13,7 @@ PRESETS = ("restore", "enhance", "both")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    from .run_options import add_run_options
+    from .run_options import add_run_options, add_source_holdout
 
     parser = subparsers.add_parser(
         "enhance",
@@ -32,6 +32,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    help="the data are real pairs: folders A/ (degraded) and B/ (clean), or degraded|clean images")
     g.add_argument("--holdout", type=float, default=0.0,
                    help="fraction of images set aside by a stable hash of their path (never trained on)")
+    add_source_holdout(g, scoring=False)
     g.add_argument("--max-side", type=int, default=1024, help="downscale larger images to this on load")
     d = parser.add_argument_group("degradations (synthetic pairs)")
     d.add_argument("--preset", choices=PRESETS, default="restore", help="the degradation mix to start from")
@@ -51,6 +52,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     m.add_argument("--curve-knots", type=int, default=0,
                    help="pieces of a global tone curve in the context branch (0 = none; 16 did not beat 0 in our "
                    "auto-enhancer runs)")
+    m.add_argument("--guide", action="store_true",
+                   help="classical guides: the network also sees two bilateral filters of the input, tuned to its "
+                   "measured noise level, and a noise-level map, and mixes them into its output (needs the context "
+                   "branch)")
     m.add_argument("--perceptual-weight", type=float, default=0.0,
                    help="weight of a VGG-16 feature loss (relu2_2 + relu3_3, relative L1; 0 = off, e.g. 0.05)")
     m.add_argument("--vgg", default=None, metavar="FILE",
@@ -103,7 +108,8 @@ def run(args: argparse.Namespace) -> int:
     from .run_options import run_options
 
     net = EnhanceConfig(base_channels=args.base_channels, levels=args.levels, blocks=args.blocks,
-                        context=not args.no_context, curve_knots=0 if args.no_context else args.curve_knots)
+                        context=not args.no_context, curve_knots=0 if args.no_context else args.curve_knots,
+                        guide=args.guide)
     if args.init:
         from models import weights
 
@@ -127,10 +133,13 @@ def run(args: argparse.Namespace) -> int:
 
         vgg = load_vgg16(args.vgg, last="relu3_3")
     options = run_options(args)
+    if args.pairs and args.holdout_sources:
+        raise ValueError("--holdout-sources works on folders of photos, not on --pairs")
     if args.pairs:
         data = load_pairs(args.data, min_side=args.crop, max_side=args.max_side, holdout=args.holdout)
     else:
-        data = load_images(args.data, min_side=32, max_side=args.max_side, holdout=args.holdout)
+        data = load_images(args.data, min_side=32, max_side=args.max_side, holdout=args.holdout,
+                           holdout_sources=args.holdout_sources)
     log.info("training on %d %s from %s (%d held out)", len(data), "pairs" if args.pairs else "images", args.data,
              len(data.held_out))
     out = Trainer(EnhanceTask(settings, data, vgg), options).run()

@@ -17,17 +17,22 @@ log = logging.getLogger(__name__)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    from .scoring import add_scoring_options
+
     parser = subparsers.add_parser(
         "evaluate-inpaint",
         help="score inpainting models and classical baselines on the held-out photos",
         description="Score inpainting on the held-out split of --data (the images a training run with the "
-        "same --holdout never saw; --holdout 0 scores every image). Each image is centre-cropped to a square "
-        "and resized to --size; every method gets the same masks. Methods: each --model, the mean-colour "
-        "baseline and (unless --no-classical) OpenCV Telea / Navier-Stokes and scikit-image biharmonic.",
+        "same --holdout / --holdout-sources never saw; --holdout 0 scores every image). Each image is "
+        "centre-cropped to a square and resized to --size (--resize); every method gets the same masks. Methods: "
+        "each --model, the mean-colour baseline and (unless --no-classical) OpenCV Telea / Navier-Stokes and "
+        "scikit-image biharmonic. L1/L2 %, PSNR over the hole and the image, SSIM and (when the stlpips-pytorch "
+        "VGG-16 file is installed) ST-LPIPS over the hole's bounding box.",
     )
     parser.add_argument("--data", required=True, type=Path, help="folder of images (searched recursively)")
     parser.add_argument("--holdout", type=float, default=0.1,
                         help="held-out fraction used in training (default 0.1); 0 scores all images")
+    add_scoring_options(parser)
     parser.add_argument("--model", action="extend", nargs="+", default=[], metavar="FILE",
                         help="inpainting weights file(s) (.safetensors of ours, or a convertible .pth)")
     parser.add_argument("--masks", default="center,blocks,irregular",
@@ -71,7 +76,8 @@ def run(args: argparse.Namespace) -> int:
 
     from models import weights
     from models.inpaint import evaluate
-    from models.train.data import load_images
+
+    from .scoring import held_out_images, perceptual_distance
 
     kinds = parse_mask_kinds(args.masks)
     if args.size < 16:
@@ -79,6 +85,11 @@ def run(args: argparse.Namespace) -> int:
     if args.limit is not None and args.limit < 1:
         raise ValueError(f"--limit must be >= 1, got {args.limit}")
     device = _device(args.device)
+    try:
+        perceptual = perceptual_distance(args)
+    except FileNotFoundError as exc:
+        print(f"error: {exc} (or pass --no-stlpips)", file=sys.stderr)
+        return 2
 
     fills: dict[str, evaluate.Fill] = {}
     models_info = []
@@ -98,12 +109,10 @@ def run(args: argparse.Namespace) -> int:
             return 2
     fills["mean colour"] = evaluate.mean_fill
 
-    data = load_images(args.data, min_side=32, max_side=args.max_side, holdout=args.holdout,
-                       use_held_out=args.holdout > 0)
+    data, split = held_out_images(args)
     images, paths = data.images, data.paths
     if args.limit is not None:
         images, paths = images[: args.limit], paths[: args.limit]
-    split = "held-out split" if args.holdout > 0 else "all images"
     log.info("scoring %d images (%s of %s, %d skipped) with %d methods x %d mask kinds at %d px",
              len(images), split, args.data, len(data.skipped), len(fills), len(kinds), args.size)
 
@@ -111,14 +120,17 @@ def run(args: argparse.Namespace) -> int:
         if done % 50 == 0 or done == total:
             log.info("%d / %d fills", done, total)
 
-    rows = evaluate.evaluate_inpainting(fills, images, kinds, size=args.size, seed=args.seed, progress=progress)
+    rows = evaluate.evaluate_inpainting(fills, images, kinds, size=args.size, seed=args.seed, progress=progress,
+                                        resize=args.resize, perceptual=perceptual)
     table = evaluate.format_table(rows)
-    print(f"{len(images)} images ({split}, holdout {args.holdout}), {args.size} px, seed {args.seed}\n")
+    print(f"{len(images)} images ({split}, holdout {args.holdout}), {args.size} px ({args.resize}), "
+          f"seed {args.seed}\n")
     print(table)
     if args.json is not None:
         report = {
             "settings": {
                 "data": str(args.data), "holdout": args.holdout, "split": split, "size": args.size,
+                "resize": args.resize, "holdout_sources": list(args.holdout_sources),
                 "seed": args.seed, "limit": args.limit, "max_side": args.max_side, "mask_kinds": list(kinds),
                 "device": device, "threads": torch.get_num_threads(), "torch": torch.__version__,
                 "python": platform.python_version(), "classical": not args.no_classical,

@@ -17,23 +17,31 @@ log = logging.getLogger(__name__)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    from models.enhance.degrade import FIXED
+    from models.enhance.evaluate import DEGRADERS, degradations_of
+
+    from .scoring import add_scoring_options
 
     parser = subparsers.add_parser(
         "evaluate-enhance",
-        help="score enhance models and classical methods on the fixed degradations of held-out photos",
+        help="score enhance models and classical methods on degraded held-out photos",
         description="Score restoration/enhancement on the held-out split of --data (the images a training run with "
-        "the same --holdout never saw). Each image is centre-cropped, resized to --size and degraded with each "
-        f"fixed degradation ({', '.join(FIXED)}). Methods: the degraded input itself, each --model, and (unless "
-        "--no-classical) OpenCV non-local means, bilateral filter, unsharp mask, CLAHE and auto-contrast, each "
-        "with the parameter of its grid that scores best on these very images.",
+        "the same --holdout / --holdout-sources never saw). Each image is centre-cropped, resized to --size "
+        "(--resize) and degraded with each degradation of --degrader: plain (independent 8-bit code: "
+        f"{', '.join(degradations_of('plain'))}) or pack (the training code's fixed set: "
+        f"{', '.join(degradations_of('pack'))}). Methods: the degraded input itself, each --model, and (unless "
+        "--no-classical) OpenCV non-local means, bilateral filter, unsharp mask, CLAHE, auto-contrast (also with "
+        "a gamma) and grey-world white balance, each with the parameter of its grid that scores best on these "
+        "very images. PSNR, SSIM and (when the stlpips-pytorch VGG-16 file is installed) ST-LPIPS.",
     )
     parser.add_argument("--data", required=True, type=Path, help="folder of images (searched recursively)")
     parser.add_argument("--holdout", type=float, default=0.1,
                         help="held-out fraction used in training (default 0.1); 0 scores all images")
+    add_scoring_options(parser)
     parser.add_argument("--model", action="extend", nargs="+", default=[], metavar="FILE",
                         help="enhance weights file(s) (.safetensors)")
-    parser.add_argument("--degradations", default=",".join(FIXED), help="comma-separated names (default: all)")
+    parser.add_argument("--degrader", choices=DEGRADERS, default="plain",
+                        help="plain: independent 8-bit degradations (default); pack: the training code's fixed set")
+    parser.add_argument("--degradations", default=None, help="comma-separated names (default: all of --degrader's)")
     parser.add_argument("--size", type=int, default=256, help="square evaluation size in px (default 256)")
     parser.add_argument("--limit", type=int, default=None, help="score only the first N images")
     parser.add_argument("--max-side", type=int, default=1024, help="downscale larger images to this on load")
@@ -50,9 +58,12 @@ def run(args: argparse.Namespace) -> int:
     from models import weights
     from models.enhance import enhance
     from models.enhance import evaluate as evaluate_enhance
-    from models.train.data import load_images
 
-    names = tuple(d.strip() for d in args.degradations.split(",") if d.strip())
+    from .scoring import held_out_images, perceptual_distance
+
+    names = evaluate_enhance.degradations_of(args.degrader)
+    if args.degradations is not None:
+        names = tuple(d.strip() for d in args.degradations.split(",") if d.strip())
     if args.size < 32:
         raise ValueError(f"--size must be >= 32, got {args.size}")
     restorers = {}
@@ -61,6 +72,11 @@ def run(args: argparse.Namespace) -> int:
         if model.task != "enhance":
             raise ValueError(f"{path} is a {model.arch!r} model for {model.task!r}, not an enhance model")
         restorers[Path(path).stem] = lambda x, model=model: enhance(model, x)
+    try:
+        perceptual = perceptual_distance(args)
+    except FileNotFoundError as exc:
+        print(f"error: {exc} (or pass --no-stlpips)", file=sys.stderr)
+        return 2
     classical = None
     if not args.no_classical:
         try:
@@ -68,19 +84,21 @@ def run(args: argparse.Namespace) -> int:
         except RuntimeError as exc:
             print(f"error: {exc} (or pass --no-classical)", file=sys.stderr)
             return 2
-    data = load_images(args.data, min_side=32, max_side=args.max_side, holdout=args.holdout,
-                       use_held_out=args.holdout > 0)
+    data, split = held_out_images(args)
     images, paths = data.images[: args.limit], data.paths[: args.limit]
-    split = "held-out split" if args.holdout > 0 else "all images"
     log.info("scoring %d images (%s of %s) on %d degradations", len(images), split, args.data, len(names))
-    rows = evaluate_enhance.evaluate_restoration(restorers, images, degradations=names, size=args.size,
-                                                 classical=classical, progress=lambda n: log.info("%s done", n))
+    rows = evaluate_enhance.evaluate_restoration(restorers, images, degradations=names, degrader=args.degrader,
+                                                 size=args.size, resize=args.resize, classical=classical,
+                                                 perceptual=perceptual, progress=lambda n: log.info("%s done", n))
     table = evaluate_enhance.format_table(rows)
-    print(f"{len(images)} images ({split}, holdout {args.holdout}), {args.size} px\n")
+    print(f"{len(images)} images ({split}, holdout {args.holdout}), {args.size} px ({args.resize}), "
+          f"{args.degrader} degradations\n")
     print(table)
     if args.json is not None:
         report = {
-            "settings": {"data": str(args.data), "holdout": args.holdout, "size": args.size, "limit": args.limit,
+            "settings": {"data": str(args.data), "holdout": args.holdout, "degrader": args.degrader,
+                         "resize": args.resize, "holdout_sources": list(args.holdout_sources), "size": args.size,
+                         "limit": args.limit,
                          "degradations": list(names), "threads": torch.get_num_threads(), "torch": torch.__version__,
                          "python": platform.python_version(),
                          "images": [p.relative_to(data.root).as_posix() for p in paths]},

@@ -38,3 +38,19 @@ def run_options(args: argparse.Namespace):
         precision=args.precision, device=args.device, metrics_format=args.metrics, decay_from=args.decay_from,
         max_minutes=args.max_minutes, stop_at=args.stop_at, progress=not args.no_progress,
     )
+
+
+def add_source_holdout(group: argparse._ArgumentGroup | argparse.ArgumentParser, *, scoring: bool) -> None:
+    """`--holdout-sources`: whole first-level folders of --data set aside (training) or scored (evaluation)."""
+    what = "the only images scored (with --holdout as well: those plus the hashed share)" if scoring else \
+        "never trained on"
+    group.add_argument("--holdout-sources", type=_names, default=(), metavar="NAME[,NAME...]",
+                       help="hold out whole sources: these first-level folders of --data (the packages the photos "
+                       f"came from) are {what}; use the same value for training and evaluation")
+
+
+def _names(text: str) -> tuple[str, ...]:
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    if not names:
+        raise argparse.ArgumentTypeError(f"expected comma-separated folder names, got {text!r}")
+    return names
