@@ -80,3 +80,38 @@ def progress(total: int) -> Callable[..., None]:
         bar.update_absolute(done, of if of is not None else total)
 
     return update
+
+
+def input_folder() -> str:
+    return folder_paths.get_input_directory()
+
+
+def user_model_folder() -> str:
+    """ComfyUI's models/gan_edit/, where trained models are written (created when missing)."""
+    path = os.path.join(folder_paths.models_dir, MODEL_FOLDER)
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+def training_runs_folder() -> str:
+    """ComfyUI's models/gan_edit_runs/: the checkpoints, metrics and previews of runs (not listed as models)."""
+    return os.path.join(folder_paths.models_dir, f"{MODEL_FOLDER}_runs")
+
+
+def interrupted() -> bool:
+    """Whether the user asked ComfyUI to stop (without raising, unlike the progress callbacks)."""
+    return bool(mm.processing_interrupted())
+
+
+def raise_if_interrupted() -> None:
+    mm.throw_exception_if_processing_interrupted()
+
+
+def preview_progress(total: int) -> Callable[..., None]:
+    """A callback `(done, preview=None)`: ComfyUI's progress bar, showing a PIL `preview` image on the node."""
+    bar = comfy.utils.ProgressBar(total)
+
+    def update(done: int, preview=None) -> None:
+        bar.update_absolute(done, total, ("JPEG", preview, 512) if preview is not None else None)
+
+    return update

@@ -29,7 +29,7 @@ import os
 import tempfile
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -94,6 +94,16 @@ class RunOptions:
         """Files that belong to this run sit next to the output: model.ckpt.pt, model.metrics.jsonl ..."""
         out = Path(self.out)
         return out.with_name(out.name.removesuffix(".safetensors") + suffix)
+
+
+@dataclass(frozen=True)
+class StepReport:
+    """What `Trainer.run`'s `on_step` observer sees after each step."""
+
+    step: int
+    steps: int  # the run's planned total
+    losses: dict[str, float]
+    preview: Path | None  # the preview grid written at this step, if one was
 
 
 @dataclass
@@ -232,16 +242,21 @@ def leave_process_group() -> None:
         dist.destroy_process_group()
 
 
-def _atomic_torch_save(obj: Any, path: Path) -> None:
+def write_atomically(path: Path, write: Callable[[str], None]) -> None:
+    """`write(temporary path)` next to `path`, then rename it over `path`: readers never see half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
-        torch.save(obj, tmp)
+        write(tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _atomic_torch_save(obj: Any, path: Path) -> None:
+    write_atomically(path, lambda tmp: torch.save(obj, tmp))
 
 
 def _digest(value: Any) -> str:
@@ -401,8 +416,12 @@ class Trainer:
         if self.dist.main:
             log.info("step %d: all %d ranks agree (checksum %.10g)", self.step, self.dist.world, values[0])
 
-    def run(self) -> Path | None:
-        """Train to `steps` (or `max_minutes`), export, and return the output path (on rank 0)."""
+    def run(self, on_step: Callable[[StepReport], bool] | None = None) -> Path | None:
+        """Train to `steps` (or `max_minutes`), export, and return the output path (on rank 0).
+
+        `on_step(report)` is called on rank 0 after every step; when it returns True the run stops as
+        at `max_minutes`: a checkpoint that resumes exactly, and the weights exported.
+        """
         opts = self.options
         if opts.resume:
             self.load_checkpoint()
@@ -436,10 +455,13 @@ class Trainer:
                 window_start, window_steps = time.perf_counter(), 0
                 metrics.write({"step": step, "time_s": round(self.elapsed, 3), "steps_per_s": round(rate, 4),
                                **{k: round(float(v), 6) for k, v in losses.items()}, **lrs})
+            preview = None
             if self.dist.main and step % opts.preview_every == 0:
-                self.write_preview(batch)
+                preview = self.write_preview(batch)
             out_of_time = opts.max_minutes is not None and self.elapsed > opts.max_minutes * 60
             out_of_time = out_of_time or (opts.stop_at is not None and step >= opts.stop_at)
+            if on_step is not None and self.dist.main:
+                out_of_time = bool(on_step(StepReport(step, opts.steps, dict(losses), preview))) or out_of_time
             if self.dist.world > 1:
                 flag = torch.tensor([float(out_of_time)], device=self.device)
                 dist.all_reduce(flag, op=dist.ReduceOp.MAX)
@@ -449,7 +471,8 @@ class Trainer:
                 self.save_checkpoint()
             if out_of_time:
                 if self.dist.main:
-                    log.info("stopping early at step %d of %d (--max-minutes / --stop-at)", step, opts.steps)
+                    log.info("stopping early at step %d of %d (--max-minutes / --stop-at / a stop request)", step,
+                             opts.steps)
                 break
         if bar is not None:
             bar.close()

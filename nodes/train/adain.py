@@ -45,9 +45,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def run(args: argparse.Namespace) -> int:
+    from .run_options import train
+
+    return train(*prepare(args))
+
+
+def prepare(args: argparse.Namespace):
+    """The task and run options of this command's arguments (shared with the GAN Train node)."""
     from models.train.adain import AdaINSettings, AdaINTask, encoder_weights
     from models.train.data import load_images
-    from models.train.engine import Trainer
 
     from .run_options import run_options
 
@@ -60,7 +66,4 @@ def run(args: argparse.Namespace) -> int:
     style = load_images(args.style, min_side=32, max_side=args.max_side, holdout=args.holdout)
     log.info("training on %d content images from %s and %d style images from %s; encoder %s from %s",
              len(content), args.content, len(style), args.style, encoder, source)
-    out = Trainer(AdaINTask(settings, content, style, state, source), options).run()
-    if out is not None:
-        print(f"wrote {out}")
-    return 0
+    return AdaINTask(settings, content, style, state, source), options

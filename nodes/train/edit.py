@@ -45,10 +45,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def run(args: argparse.Namespace) -> int:
+    from .run_options import train
+
+    return train(*prepare(args))
+
+
+def prepare(args: argparse.Namespace):
+    """The task and run options of this command's arguments (shared with the GAN Train node)."""
     from models.archs.edit import EditConfig
     from models.train.data import load_images
     from models.train.edit import EditSettings, EditTask, parse_instructions
-    from models.train.engine import Trainer
 
     from .run_options import run_options
 
@@ -66,7 +72,4 @@ def run(args: argparse.Namespace) -> int:
     data = load_images(args.data, min_side=32, max_side=args.max_side, holdout=args.holdout)
     log.info("training on %d images from %s (%d skipped, %d held out)", len(data), args.data, len(data.skipped),
              len(data.held_out))
-    out = Trainer(EditTask(settings, data), options).run()
-    if out is not None:
-        print(f"wrote {out}")
-    return 0
+    return EditTask(settings, data), options

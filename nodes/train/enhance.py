@@ -100,9 +100,15 @@ def degradation_config(preset: str, overrides: list[str]):
 
 
 def run(args: argparse.Namespace) -> int:
+    from .run_options import train
+
+    return train(*prepare(args))
+
+
+def prepare(args: argparse.Namespace):
+    """The task and run options of this command's arguments (shared with the GAN Train node)."""
     from models.archs.enhance import EnhanceConfig
     from models.train.data import load_images, load_pairs
-    from models.train.engine import Trainer
     from models.train.enhance import EnhanceSettings, EnhanceTask
 
     from .run_options import run_options
@@ -142,7 +148,4 @@ def run(args: argparse.Namespace) -> int:
                            holdout_sources=args.holdout_sources)
     log.info("training on %d %s from %s (%d held out)", len(data), "pairs" if args.pairs else "images", args.data,
              len(data.held_out))
-    out = Trainer(EnhanceTask(settings, data, vgg), options).run()
-    if out is not None:
-        print(f"wrote {out}")
-    return 0
+    return EnhanceTask(settings, data, vgg), options

@@ -65,8 +65,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def run(args: argparse.Namespace) -> int:
+    from .run_options import train
+
+    return train(*prepare(args))
+
+
+def prepare(args: argparse.Namespace):
+    """The task and run options of this command's arguments (shared with the GAN Train node)."""
     from models.train.data import load_pairs
-    from models.train.engine import Trainer
     from models.train.pix2pix import Pix2PixSettings, Pix2PixTask, load_synthetic
 
     from .run_options import run_options
@@ -82,7 +88,4 @@ def run(args: argparse.Namespace) -> int:
     else:
         data = load_pairs(args.data, holdout=args.holdout, max_side=args.max_side, direction=args.direction)
     log.info("training on %d pairs (%s) from %s, %d held out", len(data), data.kind, args.data, len(data.held_out))
-    out = Trainer(Pix2PixTask(settings, data), options).run()
-    if out is not None:
-        print(f"wrote {out}")
-    return 0
+    return Pix2PixTask(settings, data), options

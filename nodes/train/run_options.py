@@ -54,3 +54,13 @@ def _names(text: str) -> tuple[str, ...]:
     if not names:
         raise argparse.ArgumentTypeError(f"expected comma-separated folder names, got {text!r}")
     return names
+
+
+def train(task, options) -> int:
+    """Run `task` with the engine and print where the weights went (the end of every training command)."""
+    from models.train.engine import Trainer
+
+    out = Trainer(task, options).run()
+    if out is not None:
+        print(f"wrote {out}")
+    return 0

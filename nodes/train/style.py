@@ -76,10 +76,16 @@ def parse_widths(text: str) -> tuple[int, int, int]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from .run_options import train
+
+    return train(*prepare(args))
+
+
+def prepare(args: argparse.Namespace):
+    """The task and run options of this command's arguments (shared with the GAN Train node)."""
     from models.archs.transformer_net import TransformerNetConfig
     from models.pretrained import load_vgg16
     from models.train.data import load_images
-    from models.train.engine import Trainer
     from models.train.style import StyleSettings, StyleTask
 
     from .run_options import run_options
@@ -96,7 +102,4 @@ def run(args: argparse.Namespace) -> int:
     log.info("training on %d content images from %s, style %s (%dx%d), VGG-16 pooling %s", len(data),
              args.content, args.style, style.shape[-1], style.shape[-2], vgg.pooling)
     task = StyleTask(settings, data, style, vgg, style_name=Path(args.style).name)
-    out = Trainer(task, options).run()
-    if out is not None:
-        print(f"wrote {out}")
-    return 0
+    return task, options
