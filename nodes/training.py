@@ -15,7 +15,7 @@ from PIL import Image
 
 from ..models import layout, weights
 from ..models.train import curves, quick
-from ..models.train.data import load_images, step_generator
+from ..models.train.data import step_generator
 from ..models.train.engine import RunOptions, StepReport, Trainer, write_atomically
 from . import comfy, schema
 
@@ -32,16 +32,17 @@ def _run_name(text: str) -> str:
     return name
 
 
-def _photo_folder(text: str) -> Path:
-    """A folder inside ComfyUI's input folder ('' is the input folder itself); nothing outside it."""
+def _in_input_folder(text: str, what: str, *, folder: bool) -> Path:
+    """A folder (or file) inside ComfyUI's input folder ('' is the input folder itself); nothing outside it."""
     root = Path(comfy.input_folder()).resolve()
-    folder = (root / text.strip()).resolve()
-    if folder != root and root not in folder.parents:
-        raise ValueError(f"images must name a folder inside ComfyUI's input folder ({root}), got {text!r}")
-    if not folder.is_dir():
-        raise ValueError(f"images: no folder {text!r} in ComfyUI's input folder ({root}); put the photos to train "
-                         "on in a folder there")
-    return folder
+    path = (root / text.strip()).resolve()
+    if path != root and root not in path.parents:
+        raise ValueError(f"{what} must name a {'folder' if folder else 'file'} inside ComfyUI's input folder ({root}), "
+                         f"got {text!r}")
+    if not (path.is_dir() if folder else path.is_file()):
+        kind = "folder" if folder else "file"
+        raise ValueError(f"{what}: no {kind} {text!r} in ComfyUI's input folder ({root}); put it there")
+    return path
 
 
 def _pil(path: Path) -> Image.Image:
@@ -83,11 +84,16 @@ class GanTrain(io.ComfyNode):
             inputs=[
                 io.Combo.Input("task", options=list(quick.TASKS), default="enhance",
                                tooltip="enhance: a restorer (noise, blur, JPEG) from clean photos; inpaint: an any-"
-                               "mask Context Encoder; edit: the instruction editor (remove, recolour, relight ...)."),
+                               "mask Context Encoder; edit: the instruction editor (remove, recolour, relight ...); "
+                               "colorize / poster: pix2pix from grey copies / poster renderings of the photos; "
+                               "style: fast neural style for one style image; adain: any-style transfer."),
                 io.String.Input("images", default="",
                                 tooltip="A folder of photos inside ComfyUI's input folder (searched recursively; "
-                                "empty = the input folder itself). They are the clean targets; degradations and "
-                                "holes are made on the fly."),
+                                "empty = the input folder itself). They are the clean targets; degradations, "
+                                "holes and pairs are made from them on the fly."),
+                io.String.Input("style", default="",
+                                tooltip="style: a style image in ComfyUI's input folder (e.g. starry_night.jpg); "
+                                "adain: a folder of style images there. Other tasks: leave empty."),
                 io.Combo.Input("start_model", options=[NONE, *comfy.model_names()], default=NONE,
                                tooltip="Fine-tune this model instead of starting from random weights (enhance "
                                "models), e.g. the shipped restorer on your own camera's photos."),
@@ -126,12 +132,16 @@ class GanTrain(io.ComfyNode):
             return cls.train(**inputs)
 
     @classmethod
-    def train(cls, task, images, start_model, steps, batch_size, crop, learning_rate, precision, seed, output_name,
-              preview_every) -> io.NodeOutput:
+    def train(cls, task, images, style, start_model, steps, batch_size, crop, learning_rate, precision, seed,
+              output_name, preview_every) -> io.NodeOutput:
         name = _run_name(output_name)
-        data = load_images(_photo_folder(images), min_side=32)
+        photos = _in_input_folder(images, "images", folder=True)
+        style_path = None
+        if style.strip():
+            style_path = _in_input_folder(style, "style", folder=task == "adain")
         init = None if start_model == NONE else comfy.model_path(start_model)
-        job = quick.make_task(task, data, batch_size=batch_size, crop=crop, lr=learning_rate, init=init)
+        job = quick.make_task(task, photos, batch_size=batch_size, crop=crop, lr=learning_rate, init=init,
+                              style=style_path)
         out = Path(comfy.training_runs_folder()) / name / f"{name}.safetensors"
         device = "cuda" if comfy.compute_device().type == "cuda" else "cpu"
         options = RunOptions(out=out, steps=steps, seed=seed, checkpoint_every=max(1, min(500, steps // 4)),
@@ -154,7 +164,7 @@ class GanTrain(io.ComfyNode):
         published = _publish(trained, name)
         curve = curves.plot(curves.read_metrics(options.sibling(f".metrics.{options.metrics_format}")))
         preview = torch.from_numpy(np.asarray(_pil(final)).copy()).float()[None] / 255.0  # IMAGE: [1, H, W, 3]
-        del trainer, job, data
+        del trainer, job
         gc.collect()
         comfy.raise_if_interrupted()  # after saving: an interrupted run leaves its weights and checkpoint
         model = comfy.wrap_model(weights.load(published))

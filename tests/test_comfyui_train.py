@@ -28,8 +28,9 @@ def server(comfy, repo_root):
 
 
 def _train(name: str, steps: int, **changes) -> dict:
-    inputs = {"task": "enhance", "images": PHOTOS, "start_model": START, "steps": steps, "batch_size": 2, "crop": 64,
-              "learning_rate": 1e-4, "precision": "fp32", "seed": 3, "output_name": name, "preview_every": 2}
+    inputs = {"task": "enhance", "images": PHOTOS, "style": "", "start_model": START, "steps": steps,
+              "batch_size": 2, "crop": 64, "learning_rate": 1e-4, "precision": "fp32", "seed": 3, "output_name": name,
+              "preview_every": 2}
     inputs.update(changes)
     return {
         "1": {"class_type": "GanEditTrain", "inputs": inputs},
@@ -85,10 +86,15 @@ def test_bad_settings_are_clear_errors(server, tmp_path):
         (_train("ci_bad", 2, images="../.."), "inside ComfyUI's input folder"),
         (_train("ci_bad", 2, images="no_such_folder"), "no folder 'no_such_folder'"),
         (_train("ci_bad", 2, task="inpaint"), "trains from scratch"),
+        (_train("ci_bad", 2, task="style", start_model="none"), "needs a style image"),
+        (_train("ci_bad", 2, task="style", start_model="none", style="nope.jpg"), "no file 'nope.jpg'"),
     ]
     for prompt, message in cases:
         with pytest.raises(ExecutionFailed, match=message):
             client.run(prompt, tmp_path)
     client.run(_train("ci_train_d", 2), tmp_path / "d")
+    styled = _train("ci_train_style", 2, task="style", start_model="none", style=f"{PHOTOS}/chelsea.jpg", crop=64)
+    client.run(styled, tmp_path / "style")  # another task through the same node: a one-style network
+    assert weights.load(server.server.base_dir / "models" / "gan_edit" / "ci_train_style.safetensors").task == "stylize"
     with pytest.raises(ExecutionFailed, match="with other settings"):
         client.run(_train("ci_train_d", 3), tmp_path / "d2")

@@ -4,8 +4,10 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
+from models import weights
 from nodes.harness.client import load_workflow
 
 pytestmark = pytest.mark.integration
@@ -237,3 +239,25 @@ def test_shipped_stylize_workflow_paints_the_poster_style(client, repo_root, tmp
     assert model_db > photo_db + 2.0, f"poster model {model_db:.2f} dB vs the photo {photo_db:.2f} dB"
     mean = (photo.astype(float) + full.astype(float)) / 2
     assert np.abs(half.astype(float) - mean).max() <= 1.0
+
+
+def test_shipped_train_workflow_fine_tunes_a_new_restorer_that_restores(comfy, client, repo_root, tmp_path):
+    """GAN Train writes a new model (different from its start) that GAN Enhance then uses to restore."""
+    prompt = load_workflow(repo_root / "workflows" / "api" / "train_your_own.json")
+    train_id = next(k for k, v in prompt.items() if v["class_type"] == "GanEditTrain")
+    enhance_id = next(k for k, v in prompt.items() if v["class_type"] == "GanEditEnhance")
+    assert prompt[enhance_id]["inputs"]["model"] == [train_id, 0], "the restore step uses the trained model"
+    name = "workflow_probe_restorer"
+    prompt[train_id]["inputs"]["output_name"] = name
+    noisy_id = prompt[enhance_id]["inputs"]["image"][0]
+    photo_id = prompt[noisy_id]["inputs"]["image"][0]
+    prompt["900"] = {"class_type": "SaveImage", "inputs": {"images": [photo_id, 0], "filename_prefix": "probe/clean"}}
+    files = client.run(prompt, tmp_path, stem="p")
+    by_node = {f.stem.rsplit("_", 2)[1]: np.asarray(Image.open(f).convert("RGB")) for f in files}
+    savers = {v["inputs"]["images"][0]: k for k, v in prompt.items() if v["class_type"] == "SaveImage"}
+    clean, noisy, restored = by_node["900"], by_node[savers[noisy_id]], by_node[savers[enhance_id]]
+    assert _psnr(restored, clean) > _psnr(noisy, clean) + 1.0
+    trained = weights.load(comfy.server.base_dir / "models" / "gan_edit" / f"{name}.safetensors")
+    start = weights.load(repo_root / "models" / "weights" / prompt[train_id]["inputs"]["start_model"])
+    assert trained.provenance["steps"] == prompt[train_id]["inputs"]["steps"]
+    assert any(not torch.equal(v, start.module.state_dict()[k]) for k, v in trained.module.state_dict().items())

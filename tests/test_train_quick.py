@@ -12,10 +12,12 @@ from PIL import Image
 
 from models.archs.enhance import EnhanceConfig
 from models.train import curves, quick
-from models.train.data import load_images
+from models.train.adain import AdaINTask
 from models.train.edit import EditTask
 from models.train.enhance import EnhanceTask
 from models.train.inpaint import InpaintTask
+from models.train.pix2pix import Pix2PixTask
+from models.train.style import StyleTask
 
 REPO = Path(__file__).resolve().parents[1]
 RESTORER = REPO / "models" / "weights" / "enhance_restore.safetensors"
@@ -26,16 +28,25 @@ def data(tmp_path_factory):
     folder = tmp_path_factory.mktemp("photos")
     for i in range(2):
         Image.effect_noise((96, 80), 40 + 20 * i).convert("RGB").save(folder / f"p{i}.png")
-    return load_images(folder, min_side=32)
+    return folder
 
 
 def test_each_task_gets_its_own_task_with_the_node_settings(data) -> None:
     enhance = quick.make_task("enhance", data, batch_size=3, crop=64, lr=5e-5)
     assert isinstance(enhance, EnhanceTask) and enhance.settings.net == EnhanceConfig()
     assert (enhance.settings.batch_size, enhance.settings.crop, enhance.settings.lr) == (3, 64, 5e-5)
-    assert enhance.settings.adv_weight == 0.0
+    assert enhance.settings.adv_weight == 0.0 and len(enhance.data) == 2
     assert isinstance(quick.make_task("inpaint", data, batch_size=2, crop=64, lr=1e-4), InpaintTask)
     assert isinstance(quick.make_task("edit", data, batch_size=2, crop=64, lr=1e-4), EditTask)
+    for kind, crop, net in (("colorize", 256, "unet_256"), ("poster", 128, "unet_128"), ("colorize", 96,
+                                                                                          "resnet_6blocks")):
+        task = quick.make_task(kind, data, batch_size=1, crop=crop, lr=2e-4)
+        assert isinstance(task, Pix2PixTask) and task.settings.net_g == net and task.data.synthetic == kind
+    style_image = data / "p0.png"
+    style = quick.make_task("style", data, batch_size=1, crop=64, lr=1e-3, style=style_image)
+    assert isinstance(style, StyleTask)
+    adain = quick.make_task("adain", data, batch_size=1, crop=64, lr=1e-4, style=data)
+    assert isinstance(adain, AdaINTask)
 
 
 def test_fine_tuning_takes_the_start_models_config_and_weights(data) -> None:
@@ -49,6 +60,10 @@ def test_fine_tuning_takes_the_start_models_config_and_weights(data) -> None:
 
 
 def test_wrong_requests_are_clear_errors(data, tmp_path) -> None:
+    with pytest.raises(ValueError, match="'style' needs a style image"):
+        quick.make_task("style", data, batch_size=1, crop=64, lr=1e-3)
+    with pytest.raises(ValueError, match="'enhance' takes no style"):
+        quick.make_task("enhance", data, batch_size=1, crop=64, lr=1e-3, style=data / "p0.png")
     with pytest.raises(ValueError, match="task must be one of"):
         quick.make_task("denoise", data, batch_size=2, crop=64, lr=1e-4)
     with pytest.raises(ValueError, match="trains from scratch"):

@@ -20,10 +20,13 @@ and the GAN Stylize node load it unchanged.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from torch import Tensor, nn
 
 from ..archs.transformer_net import ARCHITECTURE, TransformerNet, TransformerNetConfig
@@ -160,3 +163,21 @@ class StyleTask(Task):
 
     def export(self, nets: dict[str, nn.Module]) -> Export:
         return Export(nets["G"], ARCHITECTURE.id, self.settings.net, "stylize")
+
+
+def load_style_image(path: str | Path, long_side: int | None):
+    """The style image as [1, 3, H, W] in [0, 1], resized so its long side is `long_side`."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"style image {path}: no such file")
+    try:
+        with Image.open(path) as im:
+            im = im.convert("RGB")
+            if long_side:
+                scale = long_side / max(im.size)
+                im = im.resize((max(16, round(im.width * scale)), max(16, round(im.height * scale))),
+                               Image.Resampling.LANCZOS)
+            array = np.asarray(im, dtype=np.float32) / 255.0
+    except OSError as exc:
+        raise ValueError(f"style image {path}: not a readable image ({exc})") from exc
+    return torch.from_numpy(array).permute(2, 0, 1)[None].contiguous()

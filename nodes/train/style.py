@@ -43,28 +43,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     return parser
 
 
-def load_style_image(path: str | Path, long_side: int | None):
-    """The style image as [1, 3, H, W] in [0, 1], resized so its long side is `long_side`."""
-    import numpy as np
-    import torch
-    from PIL import Image
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"style image {path}: no such file")
-    try:
-        with Image.open(path) as im:
-            im = im.convert("RGB")
-            if long_side:
-                scale = long_side / max(im.size)
-                im = im.resize((max(16, round(im.width * scale)), max(16, round(im.height * scale))),
-                               Image.Resampling.LANCZOS)
-            array = np.asarray(im, dtype=np.float32) / 255.0
-    except OSError as exc:
-        raise ValueError(f"style image {path}: not a readable image ({exc})") from exc
-    return torch.from_numpy(array).permute(2, 0, 1)[None].contiguous()
-
-
 def parse_widths(text: str) -> tuple[int, int, int]:
     try:
         values = tuple(int(v) for v in text.split(","))
@@ -86,7 +64,7 @@ def prepare(args: argparse.Namespace):
     from models.archs.transformer_net import TransformerNetConfig
     from models.pretrained import load_vgg16
     from models.train.data import load_images
-    from models.train.style import StyleSettings, StyleTask
+    from models.train.style import StyleSettings, StyleTask, load_style_image
 
     from .run_options import run_options
 
