@@ -19,6 +19,8 @@ import torch
 from gradients import gradient_folder
 from safetensors.torch import load_file
 
+from models import weights
+
 pytestmark = pytest.mark.unit
 
 REPO = Path(__file__).resolve().parents[1]
@@ -116,3 +118,25 @@ def test_sigkill_at_random_steps_then_resume_equals_an_uninterrupted_run(task, p
     assert any(not torch.equal(early_state[name], tensor) for name, tensor in expected.items())
     rows = [json.loads(line) for line in killed.with_suffix(".metrics.jsonl").read_text().splitlines()]
     assert {row["step"] for row in rows} == set(range(1, STEPS + 1))
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_stops_cleanly_with_a_checkpoint_and_the_weights_so_far(stop, photos, tmp_path):
+    out = tmp_path / "model.safetensors"
+    command = [*_command("enhance", photos, out)]
+    command[command.index("--steps") + 1] = "100000"  # far more than the test waits for
+    process = subprocess.Popen(command, cwd=REPO, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 240
+    try:
+        while _last_logged_step(out.with_suffix(".metrics.jsonl")) < 3:
+            assert process.poll() is None, process.stderr.read().decode()[-2000:]
+            assert time.monotonic() < deadline, "step 3 not reached in time"
+            time.sleep(0.01)
+        process.send_signal(stop)
+        stdout, stderr = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == 0, stderr.decode()[-2000:]
+    assert "stopping after this step" in stderr.decode() and f"wrote {out}" in stdout.decode()
+    stopped = _checkpoint_step(out)
+    assert 3 <= stopped < 100000 and weights.load(out).provenance["steps"] == stopped

@@ -10,7 +10,9 @@ what one optimisation step does. The engine does the rest, the same way for ever
   the step, the RNG state and the task's own state (`Task.state_dict`, e.g. an image pool), so
   `resume` continues exactly where the run stopped;
 - progress (tqdm) with the losses, metrics as JSONL or CSV, a preview grid PNG every N steps;
-- the final export through `models.weights.save()` with provenance.
+- the final export through `models.weights.save()` with provenance;
+- a clean stop on SIGINT (Ctrl-C) or SIGTERM: the run finishes its step, writes a checkpoint and
+  exports the weights so far (a second signal aborts at once).
 
 Batches are a pure function of (seed, step, rank), so a resumed run sees the same data as an
 uninterrupted one; the only other randomness is torch's global RNG, which the checkpoint carries.
@@ -26,7 +28,9 @@ import json
 import logging
 import math
 import os
+import signal
 import tempfile
+import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
@@ -272,6 +276,30 @@ def _param_checksum(nets: dict[str, nn.Module]) -> Tensor:
     return total
 
 
+@contextlib.contextmanager
+def _stop_on_signals() -> Iterator[list[bool]]:
+    """A flag set by the first SIGINT / SIGTERM (the second raises KeyboardInterrupt); only in the main thread,
+    where signal handlers can be installed (a run inside a server thread is stopped by its own means)."""
+    requested = [False]
+    if threading.current_thread() is not threading.main_thread():
+        yield requested
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        if requested[0]:
+            raise KeyboardInterrupt
+        requested[0] = True
+        log.warning("signal %d: stopping after this step, with a checkpoint and the weights so far (send it again "
+                    "to abort)", signum)
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield requested
+    finally:
+        for s, old in previous.items():
+            signal.signal(s, old)
+
+
 class _Metrics:
     def __init__(self, path: Path, fmt: str, fresh: bool) -> None:
         self.path, self.fmt = path, fmt
@@ -420,7 +448,8 @@ class Trainer:
         """Train to `steps` (or `max_minutes`), export, and return the output path (on rank 0).
 
         `on_step(report)` is called on rank 0 after every step; when it returns True the run stops as
-        at `max_minutes`: a checkpoint that resumes exactly, and the weights exported.
+        at `max_minutes` (or a signal, see the module doc): a checkpoint that resumes exactly, and the
+        weights exported.
         """
         opts = self.options
         if opts.resume:
@@ -431,10 +460,19 @@ class Trainer:
             from tqdm import tqdm
 
             bar = tqdm(total=opts.steps, initial=self.step, desc=f"train {self.task.name}", dynamic_ncols=True)
-        started = time.perf_counter() - self.elapsed
-        window_start, window_steps = time.perf_counter(), 0
         for module in self.plain.values():
             module.train()
+        with _stop_on_signals() as stop_requested:
+            self._loop(metrics, bar, on_step, stop_requested)
+        if bar is not None:
+            bar.close()
+        return self.export()
+
+    def _loop(self, metrics: _Metrics, bar: Any, on_step: Callable[[StepReport], bool] | None,
+              stop_requested: list[bool]) -> None:
+        opts = self.options
+        started = time.perf_counter() - self.elapsed
+        window_start, window_steps = time.perf_counter(), 0
         while self.step < opts.steps:
             step = self.step + 1
             batch = self.task.make_batch(step_generator(opts.seed, step, self.dist.rank))
@@ -462,6 +500,7 @@ class Trainer:
             out_of_time = out_of_time or (opts.stop_at is not None and step >= opts.stop_at)
             if on_step is not None and self.dist.main:
                 out_of_time = bool(on_step(StepReport(step, opts.steps, dict(losses), preview))) or out_of_time
+            out_of_time = out_of_time or stop_requested[0]
             if self.dist.world > 1:
                 flag = torch.tensor([float(out_of_time)], device=self.device)
                 dist.all_reduce(flag, op=dist.ReduceOp.MAX)
@@ -474,9 +513,6 @@ class Trainer:
                     log.info("stopping early at step %d of %d (--max-minutes / --stop-at / a stop request)", step,
                              opts.steps)
                 break
-        if bar is not None:
-            bar.close()
-        return self.export()
 
     def write_preview(self, batch: Any) -> Path:
         from torchvision.utils import save_image

@@ -118,8 +118,10 @@ class EnhanceTask(Task):
 
     def optimizers(self, nets: dict[str, nn.Module]) -> dict[str, torch.optim.Optimizer]:
         s = self.settings
-        return {"G": adam(nets["G"].parameters(), s.lr, (0.9, 0.999)),
-                "D": adam(nets["D"].parameters(), s.lr * s.d_lr_ratio)}
+        optimizers = {"G": adam(nets["G"].parameters(), s.lr, (0.9, 0.999))}
+        if s.adv_weight > 0:  # the discriminator learns only when its loss is used
+            optimizers["D"] = adam(nets["D"].parameters(), s.lr * s.d_lr_ratio)
+        return optimizers
 
     def make_batch(self, generator: torch.Generator) -> dict[str, Tensor]:
         s = self.settings
