@@ -31,18 +31,21 @@ class GanImageToImage(io.ComfyNode):
                                tooltip="The network needs sizes that are multiples of 4 (ResNet) or 2^depth (U-Net, "
                                "256 for unet_256). pad: mirror the borders out and crop back (no resampling). "
                                "resize: scale to the nearest allowed size and back."),
+                io.Boolean.Input("keep_luminance", default=False, optional=True,
+                                 tooltip="Keep the input's own luminance exactly and take only the colours from the "
+                                 "model: for colourisation, so detail and tones of the photo are never lost."),
             ],
             outputs=[schema.image_output("The translated images, same size.")],
         )
 
     @classmethod
-    def execute(cls, image, model, normalization, size_handling) -> io.NodeOutput:
+    def execute(cls, image, model, normalization, size_handling, keep_luminance=False) -> io.NodeOutput:
         model.loaded.expect(translate.ACCEPTS, "GAN Image to Image")
         core_image = schema.core_image(image, "GAN Image to Image")
         _, device = comfy.load_to_device(model)
         out = translate.translate(
             model.loaded, core_image, device=device, progress=comfy.progress(core_image.shape[0]),
-            norm_mode=NORM_MODES[normalization], resize_mode=size_handling,
+            norm_mode=NORM_MODES[normalization], resize_mode=size_handling, keep_luminance=keep_luminance,
         )
         if out.shape[1] == 1:  # a one-channel generator: show it as a grey IMAGE
             out = out.expand(-1, 3, -1, -1)

@@ -11,6 +11,9 @@ images [B, output_nc, H, W] in [0, 1]. Each batch item goes through the network 
   `norm_mode="batch_stats"` normalises with each image's own statistics, as the reference `test.py`
   does by default (it never calls `eval()` unless `--eval` is given), but with dropout off so the
   result is deterministic. The module's own mode and buffers are left as they were.
+* luminance: with `keep_luminance` the result is the network's colours on the input's own luma
+  (`models.colour.with_luma`), so a colouriser can never lose the photo's detail or tones: only
+  chroma comes from the network (RGB in and out).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .. import layout
+from .. import colour, layout
 from ..architecture import Accepts
 from ..archs.pix2pix import RESNET, UNET
 from ..runtime import prepared
@@ -51,6 +54,7 @@ def translate(
     progress: Callable[[int, int], None] | None = None,
     norm_mode: str = "eval",
     resize_mode: str = "pad",
+    keep_luminance: bool = False,
 ) -> Tensor:
     """Translate each image of the batch with a pix2pix/CycleGAN generator; any size in, same size out.
 
@@ -61,6 +65,9 @@ def translate(
     """
     _check_model(model)
     _check_inputs(model.config, image, norm_mode, resize_mode)
+    if keep_luminance and not model.config.input_nc == model.config.output_nc == 3:
+        raise ValueError(f"keep_luminance needs an RGB-to-RGB generator, this one maps {model.config.input_nc} to "
+                         f"{model.config.output_nc} channels")
     out_device = image.device
     device = torch.device(device) if device is not None else out_device
     multiple, min_size = model.config.size_multiple, model.config.min_size
@@ -74,7 +81,10 @@ def translate(
                 out = _run_padded(module, item, multiple, min_size, dtype)
             else:
                 out = _run_resized(module, item, multiple, min_size, dtype)
-            results.append(layout.from_signed(out).to(out_device))
+            out = layout.from_signed(out)
+            if keep_luminance:
+                out = colour.with_luma(out.clamp(0.0, 1.0), colour.luma(image[i : i + 1].to(out)))
+            results.append(out.to(out_device))
             if progress is not None:
                 progress(i + 1, batch)
     return torch.cat(results).float()

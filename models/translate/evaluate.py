@@ -65,13 +65,14 @@ def input_baseline(a: Tensor) -> Tensor:
 
 
 def model_method(
-    model: Any, *, device: torch.device | str | None = None, dtype: torch.dtype = torch.float32, norm_mode: str = "eval"
+    model: Any, *, device: torch.device | str | None = None, dtype: torch.dtype = torch.float32,
+    norm_mode: str = "eval", keep_luminance: bool = False,
 ) -> Method:
     """A method that runs `models.translate.translate` with a loaded translate model."""
     from . import translate
 
     def run(a: Tensor) -> Tensor:
-        return translate(model, a, device=device, dtype=dtype, norm_mode=norm_mode)
+        return translate(model, a, device=device, dtype=dtype, norm_mode=norm_mode, keep_luminance=keep_luminance)
 
     return run
 

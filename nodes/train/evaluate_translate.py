@@ -36,6 +36,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--limit", type=int, default=None, help="score only the first N photos")
     parser.add_argument("--max-side", type=int, default=1024, help="downscale larger images to this on load")
     parser.add_argument("--json", type=Path, default=None, metavar="OUT.json", help="also write all numbers here")
+    parser.add_argument("--keep-luminance", action="store_true",
+                        help="also score each model with the input's luminance kept (only its colours used)")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
     parser.set_defaults(func=run)
     return parser
@@ -55,6 +57,8 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"{path}: expected a translate model, got task {model.task!r} ({model.arch})")
         name = Path(path).stem
         methods[name if name not in methods else f"{name} ({len(methods)})"] = evaluate_translate.model_method(model)
+        if args.keep_luminance:
+            methods[f"{name}, input luminance kept"] = evaluate_translate.model_method(model, keep_luminance=True)
     methods["input"] = evaluate_translate.input_baseline
     data = load_images(args.data, min_side=32, max_side=args.max_side, holdout=args.holdout,
                        use_held_out=args.holdout > 0)
