@@ -107,7 +107,7 @@ class GanTrain(io.ComfyNode):
                                tooltip="Adam's learning rate (1e-4 suits fine-tuning, 2e-4 training from scratch)."),
                 io.Combo.Input("precision", options=["fp32", "bf16"], default="fp32",
                                tooltip="bf16 autocast is faster on GPUs and CPUs with bf16 units; fp32 elsewhere."),
-                io.Int.Input("seed", default=0, min=0, max=2**63 - 1,
+                io.Int.Input("training_seed", default=0, min=0, max=2**63 - 1,
                              tooltip="Seed of the initial weights, crops and degradations: the same settings and "
                              "seed give the same model."),
                 io.String.Input("output_name", default="my_restorer",
@@ -132,8 +132,10 @@ class GanTrain(io.ComfyNode):
             return cls.train(**inputs)
 
     @classmethod
-    def train(cls, task, images, style, start_model, steps, batch_size, crop, learning_rate, precision, seed,
-              output_name, preview_every) -> io.NodeOutput:
+    def train(cls, task, images, style, start_model, steps, batch_size, crop, learning_rate, precision,
+              training_seed, output_name, preview_every) -> io.NodeOutput:
+        # not named "seed": the editor would add a randomising control to it, and another seed is another run
+        seed = training_seed
         name = _run_name(output_name)
         photos = _in_input_folder(images, "images", folder=True)
         style_path = None

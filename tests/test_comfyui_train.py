@@ -29,8 +29,8 @@ def server(comfy, repo_root):
 
 def _train(name: str, steps: int, **changes) -> dict:
     inputs = {"task": "enhance", "images": PHOTOS, "style": "", "start_model": START, "steps": steps,
-              "batch_size": 2, "crop": 64, "learning_rate": 1e-4, "precision": "fp32", "seed": 3, "output_name": name,
-              "preview_every": 2}
+              "batch_size": 2, "crop": 64, "learning_rate": 1e-4, "precision": "fp32", "training_seed": 3,
+              "output_name": name, "preview_every": 2}
     inputs.update(changes)
     return {
         "1": {"class_type": "GanEditTrain", "inputs": inputs},
