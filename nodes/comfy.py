@@ -98,20 +98,22 @@ def training_runs_folder() -> str:
     return os.path.join(folder_paths.models_dir, f"{MODEL_FOLDER}_runs")
 
 
-def interrupted() -> bool:
-    """Whether the user asked ComfyUI to stop (without raising, unlike the progress callbacks)."""
-    return bool(mm.processing_interrupted())
-
-
 def raise_if_interrupted() -> None:
     mm.throw_exception_if_processing_interrupted()
 
 
-def preview_progress(total: int) -> Callable[..., None]:
-    """A callback `(done, preview=None)`: ComfyUI's progress bar, showing a PIL `preview` image on the node."""
+def preview_progress(total: int) -> Callable[..., bool]:
+    """A callback `(done, preview=None) -> interrupted`: ComfyUI's progress bar, showing a PIL `preview` image on
+    the node; it returns True (instead of raising, as ComfyUI's hook does) once the user asked to stop."""
     bar = comfy.utils.ProgressBar(total)
 
-    def update(done: int, preview=None) -> None:
-        bar.update_absolute(done, total, ("JPEG", preview, 512) if preview is not None else None)
+    def update(done: int, preview=None) -> bool:
+        if mm.processing_interrupted():
+            return True
+        try:
+            bar.update_absolute(done, total, ("JPEG", preview, 512) if preview is not None else None)
+        except mm.InterruptProcessingException:  # the interrupt came in between
+            return True
+        return False
 
     return update

@@ -155,11 +155,8 @@ class GanTrain(io.ComfyNode):
             trainer = Trainer(job, options)
         progress = comfy.preview_progress(steps)
 
-        def on_step(report: StepReport) -> bool:
-            if comfy.interrupted():
-                return True  # the engine checkpoints and exports; the interrupt is raised below
-            progress(report.step, _pil(report.preview) if report.preview is not None else None)
-            return False
+        def on_step(report: StepReport) -> bool:  # True: stop; the engine checkpoints and exports, we raise below
+            return progress(report.step, _pil(report.preview) if report.preview is not None else None)
 
         trained = trainer.run(on_step)
         final = trainer.write_preview(job.make_batch(step_generator(seed, 0)))
