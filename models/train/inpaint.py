@@ -124,7 +124,7 @@ class InpaintTask(Task):
         return {
             "settings": asdict(self.settings),
             "data": {"folder": self.data.root.name, "images": len(self.data), "skipped": len(self.data.skipped),
-                     "held_out": len(self.data.held_out)},
+                     "held_out": len(self.data.held_out), "held_out_sources": list(self.data.held_out_sources)},
         }
 
     def networks(self) -> dict[str, nn.Module]:

@@ -9,7 +9,7 @@ log = logging.getLogger(__name__)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    from .run_options import add_run_options
+    from .run_options import add_run_options, add_source_holdout
 
     parser = subparsers.add_parser(
         "inpaint",
@@ -22,6 +22,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     g.add_argument("--data", required=True, help="folder of training images (searched recursively)")
     g.add_argument("--holdout", type=float, default=0.0,
                    help="fraction of images set aside by a stable hash of their path (never trained on)")
+    add_source_holdout(g, scoring=False)
     g.add_argument("--max-side", type=int, default=1024, help="downscale larger images to this on load")
     m = parser.add_argument_group("model and losses")
     m.add_argument("--variant", choices=("anymask", "paper"), default="anymask")
@@ -73,7 +74,8 @@ def prepare(args: argparse.Namespace):
         discriminator_width=args.width,
     )
     options = run_options(args)
-    data = load_images(args.data, min_side=32, max_side=args.max_side, holdout=args.holdout)
+    data = load_images(args.data, min_side=32, max_side=args.max_side, holdout=args.holdout,
+                       holdout_sources=args.holdout_sources)
     log.info("training on %d images from %s (%d skipped, %d held out)", len(data), args.data, len(data.skipped),
              len(data.held_out))
     return InpaintTask(settings, data), options
