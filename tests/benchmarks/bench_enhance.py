@@ -11,13 +11,8 @@ training steps/s of the default recipe (batch 16, 128^2 crops, restore degradati
 """
 
 import argparse
-import json
-import statistics
 import subprocess
 import sys
-import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -25,19 +20,11 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from timing import median_ms, steps_per_s  # noqa: E402
+
 from models.archs.enhance import ARCHITECTURE, EnhanceConfig, EnhanceNet  # noqa: E402
 from models.enhance import enhance  # noqa: E402
 from models.weights import LoadedModel  # noqa: E402
-
-
-def median_ms(fn: Callable[[], object], runs: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
 
 
 def model() -> LoadedModel:
@@ -79,17 +66,11 @@ def peak_rss_2048(tile: int) -> tuple[float, float]:
 def training_steps_per_s(precision: str, steps: int = 6) -> float:
     """Median steps/s of the default enhance training step (G + PatchGAN, batch 16, 128^2), first excluded."""
     from models.train.data import ImageSet
-    from models.train.engine import RunOptions, Trainer
     from models.train.enhance import EnhanceSettings, EnhanceTask
 
     images = [torch.randint(0, 256, (3, 256, 256), dtype=torch.uint8) for _ in range(8)]
     data = ImageSet(root=Path("."), images=images, paths=[])
-    with tempfile.TemporaryDirectory() as tmp:
-        options = RunOptions(out=Path(tmp) / "b.safetensors", steps=steps, checkpoint_every=10_000,
-                             preview_every=10_000, log_every=1, progress=False, precision=precision)
-        Trainer(EnhanceTask(EnhanceSettings(), data), options).run()
-        rows = [json.loads(line) for line in options.sibling(".metrics.jsonl").read_text().splitlines()]
-    return statistics.median(r["steps_per_s"] for r in rows[1:])
+    return steps_per_s(EnhanceTask(EnhanceSettings(), data), steps, precision)
 
 
 def main() -> None:

@@ -12,16 +12,16 @@ Also printed: the peak RSS of a fresh process that inpaints a 4096^2 image with 
 """
 
 import argparse
-import statistics
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from timing import median_ms, steps_per_s  # noqa: E402
 
 from models import masks, weights  # noqa: E402
 from models.archs.context_encoder import (  # noqa: E402
@@ -31,16 +31,6 @@ from models.archs.context_encoder import (  # noqa: E402
     ContextEncoderConfig,
 )
 from models.inpaint import inpaint  # noqa: E402
-
-
-def median_ms(fn: Callable[[], object], runs: int) -> float:
-    fn()  # warm-up: allocator, oneDNN primitive cache
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
 
 
 def centred_hole(size: int, hole: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -113,22 +103,14 @@ def peak_rss_4096() -> tuple[float, float]:
 def paper_training_steps_per_s(bottleneck: int, precision: str, steps: int = 4) -> float:
     """Median steps/s of the paper model's training step (G + local D, batch 64, 128^2 crops), first
     step (warm-up) excluded, read from the engine's own metrics."""
-    import json
-    import tempfile
 
     from models.train.data import ImageSet
-    from models.train.engine import RunOptions, Trainer
     from models.train.inpaint import InpaintSettings, InpaintTask
 
     images = [torch.randint(0, 256, (3, 160, 160), dtype=torch.uint8) for _ in range(8)]
     data = ImageSet(root=Path("."), images=images, paths=[])
     settings = InpaintSettings(variant="paper", batch_size=64, paper=ContextEncoderConfig(bottleneck=bottleneck))
-    with tempfile.TemporaryDirectory() as tmp:
-        options = RunOptions(out=Path(tmp) / "b.safetensors", steps=steps, checkpoint_every=10_000,
-                             preview_every=10_000, log_every=1, progress=False, precision=precision)
-        Trainer(InpaintTask(settings, data), options).run()
-        rows = [json.loads(line) for line in options.sibling(".metrics.jsonl").read_text().splitlines()]
-    return statistics.median(r["steps_per_s"] for r in rows[1:])
+    return steps_per_s(InpaintTask(settings, data), steps, precision)
 
 
 def main() -> None:

@@ -12,12 +12,8 @@ training steps/s of `python -m nodes.train style` and `adain` at the starter-wei
 """
 
 import argparse
-import json
-import statistics
 import subprocess
 import sys
-import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,22 +21,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from timing import median_ms, steps_per_s  # noqa: E402
+
 from models import stylize, translate, weights  # noqa: E402
 from models.archs.adain import AdaIN, AdaINConfig  # noqa: E402
 from models.archs.pix2pix import RESNET, ResnetGenerator, ResnetGeneratorConfig  # noqa: E402
 from models.archs.transformer_net import TransformerNet, TransformerNetConfig  # noqa: E402
 
 SIZES = (512, 1024)
-
-
-def median_ms(fn: Callable[[], object], runs: int) -> float:
-    fn()  # warm-up: allocator, oneDNN primitive cache
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
 
 
 def models() -> dict[str, weights.LoadedModel]:
@@ -109,7 +97,6 @@ def training_steps_per_s(task_name: str, precision: str, steps: int = 4) -> floa
     from models.archs.vgg import VGG16Features
     from models.train.adain import AdaINSettings, AdaINTask
     from models.train.data import ImageSet
-    from models.train.engine import RunOptions, Trainer
     from models.train.style import StyleSettings, StyleTask
 
     images = [torch.randint(0, 256, (3, 300, 400), dtype=torch.uint8) for _ in range(8)]
@@ -121,12 +108,7 @@ def training_steps_per_s(task_name: str, precision: str, steps: int = 4) -> floa
     else:
         state = VGG16Features("blur", last="relu4_1").state_dict()
         task = AdaINTask(AdaINSettings(batch_size=4, crop=128), data, data, state)
-    with tempfile.TemporaryDirectory() as tmp:
-        options = RunOptions(out=Path(tmp) / "b.safetensors", steps=steps, checkpoint_every=10_000,
-                             preview_every=10_000, log_every=1, progress=False, precision=precision)
-        Trainer(task, options).run()
-        rows = [json.loads(line) for line in options.sibling(".metrics.jsonl").read_text().splitlines()]
-    return statistics.median(r["steps_per_s"] for r in rows[1:])
+    return steps_per_s(task, steps, precision)
 
 
 def main() -> None:

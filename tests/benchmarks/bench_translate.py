@@ -19,17 +19,14 @@ pix2pix step 0.84 s at batch 1, 2.28 s at batch 4; CycleGAN step 11.3 s at batch
 """
 
 import argparse
-import json
-import statistics
 import sys
-import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from timing import median_ms, steps_per_s  # noqa: E402
 
 from models.translate import translate  # noqa: E402
 from models.weights import LoadedModel  # noqa: E402
@@ -38,16 +35,6 @@ REFERENCE = {
     ("unet_256", 256): 131.0, ("unet_256", 512): 318.0, ("resnet_9blocks", 256): 577.0, ("resnet_9blocks", 512): 2540.0,
     ("pix2pix", 1): 0.84, ("pix2pix", 4): 2.28, ("cyclegan", 1): 11.3,
 }
-
-
-def median_ms(fn: Callable[[], object], runs: int) -> float:
-    fn()  # warm-up: allocator, oneDNN primitive cache
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
 
 
 def generator(net: str) -> LoadedModel:
@@ -82,7 +69,6 @@ def inference_rows(runs: int) -> None:
 def training_seconds_per_step(kind: str, batch: int, precision: str, steps: int) -> float:
     from models.train.cyclegan import CycleGANSettings, CycleGANTask
     from models.train.data import ImageSet
-    from models.train.engine import RunOptions, Trainer
     from models.train.pix2pix import PairSet, Pix2PixSettings, Pix2PixTask
 
     g = torch.Generator().manual_seed(0)
@@ -94,12 +80,7 @@ def training_seconds_per_step(kind: str, batch: int, precision: str, steps: int)
     else:
         data = ImageSet(root=Path("."), images=images, paths=[])
         task = CycleGANTask(CycleGANSettings(net_g="resnet_9blocks", batch_size=batch), data, data)
-    with tempfile.TemporaryDirectory() as tmp:
-        options = RunOptions(out=Path(tmp) / "b.safetensors", steps=steps, checkpoint_every=10_000,
-                             preview_every=10_000, log_every=1, progress=False, precision=precision)
-        Trainer(task, options).run()
-        rows = [json.loads(line) for line in options.sibling(".metrics.jsonl").read_text().splitlines()]
-    return 1.0 / statistics.median(r["steps_per_s"] for r in rows[1:])
+    return 1.0 / steps_per_s(task, steps, precision)
 
 
 def main() -> None:
