@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -76,6 +77,19 @@ def to_signed(image: Tensor) -> Tensor:
 def from_signed(image: Tensor) -> Tensor:
     """[-1,1] -> [0,1]; values outside are clamped (a tanh output never leaves the range)."""
     return ((image + 1.0) * 0.5).clamp(0.0, 1.0)
+
+
+def to_u8(image: Tensor) -> np.ndarray:
+    """One core image [1, C, H, W] in [0, 1] -> a uint8 array [H, W, C] (rounded), as Pillow and OpenCV take."""
+    if image.ndim != 4 or image.shape[0] != 1:
+        raise ValueError(f"expected one core image [1,C,H,W], got {_describe(image)}")
+    return (image[0].permute(1, 2, 0).clamp(0, 1).detach().cpu().double().numpy() * 255.0 + 0.5).astype(np.uint8)
+
+
+def from_u8(array: np.ndarray) -> Tensor:
+    """A uint8 array [H, W, C] (Pillow, OpenCV) -> one core image [1, C, H, W] float in [0, 1]."""
+    copy = np.array(array, dtype=np.uint8)  # Pillow's arrays are read-only; torch wants its own memory
+    return torch.from_numpy(copy).permute(2, 0, 1)[None].float() / 255.0
 
 
 def reflect_indices(start: int, length: int, size: int, device: torch.device | str) -> Tensor:

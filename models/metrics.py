@@ -174,6 +174,5 @@ def prepare_image(image: Tensor, size: int, resize: str = "lanczos") -> Tensor:
     if resize == "bilinear":
         x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=side > size)
         return x.clamp(0.0, 1.0)
-    pixels = (x[0].permute(1, 2, 0).clamp(0, 1) * 255.0 + 0.5).to(torch.uint8).numpy()
-    resized = Image.fromarray(pixels).resize((size, size), Image.Resampling.LANCZOS)
-    return torch.from_numpy(np.asarray(resized).copy()).permute(2, 0, 1)[None].float() / 255.0
+    resized = Image.fromarray(layout.to_u8(x)).resize((size, size), Image.Resampling.LANCZOS)
+    return layout.from_u8(np.asarray(resized))

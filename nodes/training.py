@@ -162,7 +162,7 @@ class GanTrain(io.ComfyNode):
         final = trainer.write_preview(job.make_batch(step_generator(seed, 0)))
         published = _publish(trained, name)
         curve = curves.plot(curves.read_metrics(options.sibling(f".metrics.{options.metrics_format}")))
-        preview = torch.from_numpy(np.asarray(_pil(final)).copy()).float()[None] / 255.0  # IMAGE: [1, H, W, 3]
+        preview = layout.bchw_to_image(layout.from_u8(np.asarray(_pil(final))))
         del trainer, job
         gc.collect()
         comfy.raise_if_interrupted()  # after saving: an interrupted run leaves its weights and checkpoint

@@ -95,3 +95,15 @@ def test_clipped_share_counts_pure_white_colour_values():
     image[:, 3] = 1.0  # alpha does not count
     assert layout.clipped_share(image) == 0.5
     assert layout.clipped_share(torch.full((2, 3, 4, 4), 0.999)) == 0.0
+
+
+def test_u8_arrays_round_trip_and_round_to_the_nearest_level() -> None:
+    import numpy as np
+
+    image = torch.tensor([0.0, 0.5, 1.0, 0.2 / 255, 0.6 / 255, 1.2]).view(1, 1, 2, 3).expand(1, 3, 2, 3)
+    array = layout.to_u8(image)
+    assert array.shape == (2, 3, 3) and array.dtype == np.uint8
+    assert array[..., 0].tolist() == [[0, 128, 255], [0, 1, 255]]  # rounded, clamped
+    assert torch.equal(layout.from_u8(array), torch.from_numpy(array).permute(2, 0, 1)[None].float() / 255)
+    with pytest.raises(ValueError, match=r"\[1,C,H,W\]"):
+        layout.to_u8(torch.zeros(2, 3, 4, 4))

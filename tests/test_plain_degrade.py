@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from models import metrics
+from models import layout, metrics
 from models.enhance import evaluate, plain
 
 
@@ -18,7 +18,7 @@ def photo(size: int = 64) -> torch.Tensor:
 
 
 def u8(image: torch.Tensor) -> np.ndarray:
-    return plain.to_u8(image).astype(np.float64)
+    return layout.to_u8(image).astype(np.float64)
 
 
 @pytest.mark.parametrize("sigma", [5, 15, 25])

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 from torch import Tensor
 
-from .. import metrics
+from .. import layout, metrics
 from ..metrics import prepare_image
 from . import degrade, plain
 
@@ -69,7 +69,7 @@ def _import_cv2() -> Any:
 
 def _rgb_u8(function: Callable[[np.ndarray], np.ndarray]) -> Restorer:
     """A restorer from a uint8 RGB [H,W,3] -> uint8 RGB function."""
-    return lambda image: plain.from_u8(function(plain.to_u8(image)))
+    return lambda image: layout.from_u8(function(layout.to_u8(image)))
 
 
 def classical_grids() -> dict[str, dict[str, Restorer]]:
@@ -84,7 +84,7 @@ def classical_grids() -> dict[str, dict[str, Restorer]]:
 
     def unsharp(amount: float) -> Restorer:
         def sharpen(image: Tensor) -> Tensor:
-            blurred = plain.from_u8(cv2.GaussianBlur(plain.to_u8(image), (0, 0), 1.5))
+            blurred = layout.from_u8(cv2.GaussianBlur(layout.to_u8(image), (0, 0), 1.5))
             return (image + amount * (image - blurred)).clamp(0, 1)
 
         return sharpen

@@ -23,9 +23,10 @@ import io
 from collections.abc import Callable
 
 import numpy as np
-import torch
 from PIL import Image
 from torch import Tensor
+
+from .. import layout
 
 LUMA = np.array([0.299, 0.587, 0.114])
 
@@ -102,20 +103,10 @@ DEGRADATIONS: dict[str, Callable[[np.ndarray, np.random.Generator], np.ndarray]]
 }
 
 
-def to_u8(image: Tensor) -> np.ndarray:
-    """[1, 3, H, W] in [0, 1] -> uint8 [H, W, 3] (rounded)."""
-    return (image[0].permute(1, 2, 0).clamp(0, 1).cpu().double().numpy() * 255.0 + 0.5).astype(np.uint8)
-
-
-def from_u8(array: np.ndarray) -> Tensor:
-    """uint8 [H, W, 3] -> float [1, 3, H, W] in [0, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1)[None].float() / 255.0
-
-
 def apply(image: Tensor, name: str, seed: int = 0) -> Tensor:
     """Degrade `image` [1, 3, H, W] in [0, 1] (rounded to 8 bits first) with ``DEGRADATIONS[name]``."""
     if name not in DEGRADATIONS:
         raise ValueError(f"unknown plain degradation {name!r}; expected one of {list(DEGRADATIONS)}")
     if image.ndim != 4 or image.shape[:2] != (1, 3):
         raise ValueError(f"expected one RGB image [1, 3, H, W], got shape {tuple(image.shape)}")
-    return from_u8(DEGRADATIONS[name](to_u8(image), np.random.default_rng(seed)))
+    return layout.from_u8(DEGRADATIONS[name](layout.to_u8(image), np.random.default_rng(seed)))

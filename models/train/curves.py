@@ -8,9 +8,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image, ImageDraw
 from torch import Tensor
+
+from .. import layout
 
 COLOURS = ((230, 80, 60), (60, 140, 230), (90, 180, 90), (200, 160, 40), (160, 90, 200), (40, 170, 170))
 SKIPPED = ("step", "time_s", "steps_per_s")
@@ -68,4 +69,4 @@ def plot(rows: Sequence[dict[str, float]], width: int = 640, height: int = 360) 
 
 
 def _tensor(image: Image.Image) -> Tensor:
-    return torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1)[None].float() / 255.0
+    return layout.from_u8(np.asarray(image))
