@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor, nn
 
+from .. import layout
 from ..archs.transformer_net import ARCHITECTURE, TransformerNet, TransformerNetConfig
 from ..archs.vgg import IMAGENET_MEAN, VGG16Features
 from .data import ImageSet, random_crops
@@ -177,7 +178,7 @@ def load_style_image(path: str | Path, long_side: int | None):
                 scale = long_side / max(im.size)
                 im = im.resize((max(16, round(im.width * scale)), max(16, round(im.height * scale))),
                                Image.Resampling.LANCZOS)
-            array = np.asarray(im, dtype=np.float32) / 255.0
+            array = np.asarray(im)
     except OSError as exc:
         raise ValueError(f"style image {path}: not a readable image ({exc})") from exc
-    return torch.from_numpy(array).permute(2, 0, 1)[None].contiguous()
+    return layout.from_u8(array)
