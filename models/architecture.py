@@ -24,7 +24,7 @@ from typing import Any
 from torch import Tensor, nn
 
 # What a weights file can be for. Nodes check the task of a model before using it.
-TASKS = ("inpaint", "enhance", "translate", "stylize", "edit", "discriminate")
+TASKS = ("inpaint", "enhance", "translate", "stylize", "edit", "discriminate", "detect")
 
 StateDict = dict[str, Tensor]
 

@@ -11,6 +11,7 @@ from . import (
     adain,
     convert,
     cyclegan,
+    damage,
     edit,
     enhance,
     evaluate,
@@ -25,7 +26,7 @@ from . import (
 
 COMMANDS = (
     inpaint, enhance, evaluate, evaluate_enhance, photos, convert, pix2pix, cyclegan, evaluate_translate, style, adain,
-    edit, evaluate_edit,
+    edit, evaluate_edit, damage,
 )
 
 
