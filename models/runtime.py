@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
+import logging
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TypeVar
 
 import torch
 from torch import nn
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @contextmanager
@@ -44,3 +49,21 @@ def prepared(
                 module.to(device=old_device)
             for m, training in modes:
                 m.training = training
+
+
+def halving_tile_on_oom(run: Callable[[int], T], tile: int, minimum: int, what: str) -> T:
+    """`run(tile)`, and on a CUDA out-of-memory error `run` again with half the tile, down to `minimum` px.
+
+    ComfyUI's own upscale node does the same; `what` names the work in the warning ("enhancing").
+    """
+    size = tile
+    while True:
+        try:
+            return run(size)
+        except torch.OutOfMemoryError:
+            if size // 2 < minimum:
+                raise
+            size //= 2
+            log.warning("out of memory: %s in tiles of %d px", what, size)
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()

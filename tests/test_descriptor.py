@@ -3,8 +3,9 @@
 import pytest
 import torch
 
-from models import edit, enhance, inpaint, stylize, translate, weights
+from models import damage, edit, enhance, inpaint, stylize, translate, weights
 from models.architecture import Accepts, SizeRule
+from models.archs.damage import DamageNet, DamageNetConfig
 from models.archs.enhance import EnhanceConfig, EnhanceNet
 from models.archs.pix2pix import ResnetGenerator, ResnetGeneratorConfig, UnetGenerator, UnetGeneratorConfig
 from models.archs.transformer_net import TransformerNet, TransformerNetConfig
@@ -14,7 +15,7 @@ pytestmark = pytest.mark.unit
 
 CORE_ACCEPTS = {
     "inpaint": inpaint.ACCEPTS, "enhance": enhance.ACCEPTS, "edit": edit.ACCEPTS, "translate": translate.ACCEPTS,
-    "style transfer": stylize.STYLE_TRANSFER, "one style": stylize.ONE_STYLE,
+    "style transfer": stylize.STYLE_TRANSFER, "one style": stylize.ONE_STYLE, "detect damage": damage.ACCEPTS,
 }
 
 
@@ -41,8 +42,9 @@ def test_every_architecture_gives_a_size_rule_and_runs_in_fp32(arch):
         ("pix2pix_resnet", ResnetGenerator, ResnetGeneratorConfig(ngf=2, n_blocks=1)),
         ("enhance_unet", EnhanceNet, EnhanceConfig(base_channels=8, levels=2, blocks=0, context=False)),
         ("transformer_net", TransformerNet, TransformerNetConfig(widths=(4, 8, 8), residual_blocks=1)),
+        ("damage_unet", DamageNet, DamageNetConfig(base_channels=4, levels=2, max_channels=8)),
     ],
-    ids=["unet", "resnet", "enhance", "transformer_net"],
+    ids=["unet", "resnet", "enhance", "transformer_net", "damage"],
 )
 def test_a_network_takes_the_sizes_its_rule_allows_and_keeps_them(arch_id, build, config):
     rule = ARCHITECTURES.get(arch_id).sizes(config)

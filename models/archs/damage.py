@@ -47,6 +47,10 @@ class DamageNetConfig:
     def size_multiple(self) -> int:
         return 2 ** (self.levels + 1)
 
+    @property
+    def input_channels(self) -> int:
+        return self.channels
+
     def widths(self) -> list[int]:
         return [min(self.base_channels * 2**i, self.max_channels) for i in range(self.levels + 1)]
 

@@ -15,6 +15,7 @@ from . import (
     edit,
     enhance,
     evaluate,
+    evaluate_damage,
     evaluate_edit,
     evaluate_enhance,
     evaluate_translate,
@@ -26,7 +27,7 @@ from . import (
 
 COMMANDS = (
     inpaint, enhance, evaluate, evaluate_enhance, photos, convert, pix2pix, cyclegan, evaluate_translate, style, adain,
-    edit, evaluate_edit, damage,
+    edit, evaluate_edit, damage, evaluate_damage,
 )
 
 
