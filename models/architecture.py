@@ -112,6 +112,9 @@ class Architecture:
     precisions: tuple[str, ...] = ("fp32", "bf16")
     # Output size / input size (1 for every family of ours).
     scale: int = 1
+    # Families whose network only its weights can describe (public architectures run through spandrel):
+    # `from_weights(config, state_dict)` makes the module; `build` is not used and there are no examples.
+    from_weights: Callable[[Any, StateDict], nn.Module] | None = None
 
     def __post_init__(self) -> None:
         if not dataclasses.is_dataclass(self.config_cls):

@@ -40,8 +40,7 @@ def read_foreign(path: str | os.PathLike) -> StateDict:
             f"{path}: refused to load: not a plain tensor checkpoint. Only state dicts of tensors are "
             f"read (torch.load weights_only=True); this file holds something else ({text})"
         ) from exc
-    if isinstance(obj, Mapping) and "state_dict" in obj and isinstance(obj["state_dict"], Mapping):
-        obj = obj["state_dict"]
+    obj = _unwrapped(obj)
     if not isinstance(obj, Mapping) or not obj:
         raise ValueError(f"{path}: expected a state dict (name -> tensor), got {type(obj).__name__}")
     state = {}
@@ -50,6 +49,19 @@ def read_foreign(path: str | os.PathLike) -> StateDict:
             raise ValueError(f"{path}: entry {key!r} is a {type(value).__name__}, expected a tensor")
         state[key.removeprefix("module.")] = value
     return state
+
+
+WRAPPERS = ("state_dict", "params_ema", "params", "model_state_dict", "net_g", "generator")
+"""Keys under which training frameworks (Lightning, BasicSR, KAIR, ...) store the network's state dict."""
+
+
+def _unwrapped(obj: object) -> object:
+    """The state dict inside a training checkpoint's wrapper (the first of `WRAPPERS` that holds a mapping)."""
+    if isinstance(obj, Mapping):
+        for key in WRAPPERS:
+            if isinstance(obj.get(key), Mapping) and obj[key]:
+                return obj[key]
+    return obj
 
 
 def _check_zip(path: Path) -> None:

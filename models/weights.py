@@ -27,8 +27,8 @@ from torch.nn.modules.module import (
 )
 
 from .architecture import Accepts, SizeRule
-from .archs import adain
-from .checkpoint import read_foreign, read_header
+from .archs import adain, spandrel
+from .checkpoint import Header, read_foreign, read_header
 from .registry import ARCHITECTURES, TASKS, Architecture, Registry, StateDict
 
 FORMAT = "gan-edit"
@@ -171,6 +171,8 @@ def load(path: str | os.PathLike, registry: Registry = ARCHITECTURES) -> LoadedM
     if path.suffix.lower() in FOREIGN_SUFFIXES:
         return load_foreign(path, registry)
     header = read_header(path)
+    if header.metadata.get("format") != FORMAT:
+        return _load_foreign_safetensors(path, header, registry)
     metadata = _checked_metadata(path, header.metadata)
     try:
         architecture = registry.get(metadata["arch"])
@@ -189,21 +191,16 @@ def load(path: str | os.PathLike, registry: Registry = ARCHITECTURES) -> LoadedM
         config = architecture.config_from_dict(values)
     except ValueError as exc:
         raise ValueError(f"{path}: {exc}") from None
-    budget = max_parameters()
-    if header.numel > budget:
-        raise ValueError(f"{path}: the file declares {header.numel:,} parameters; the limit is {budget:,} "
-                         "(GAN_EDIT_MAX_PARAMETERS)")
-    expected = _shapes_on_meta(path, architecture, config, budget)
-    problems = _fit_problems(expected, {k: t.shape for k, t in header.tensors.items()})
-    if problems:
-        raise ValueError(f"{path}: weights do not fit architecture {architecture.id!r}: {problems}")
-    module = architecture.build(config)
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            state = {k: f.get_tensor(k) for k in f.keys()}
-    except (SafetensorError, OSError) as exc:
-        raise ValueError(f"{path}: tensor data unreadable ({exc})") from exc
-    _load_strict(module, state, path, architecture)
+    _check_budget(path, header.numel, "declares")
+    if architecture.from_weights is not None:
+        module = _from_weights(path, architecture, config, _tensors(path))
+    else:
+        expected = _shapes_on_meta(path, architecture, config, max_parameters())
+        problems = _fit_problems(expected, {k: t.shape for k, t in header.tensors.items()})
+        if problems:
+            raise ValueError(f"{path}: weights do not fit architecture {architecture.id!r}: {problems}")
+        module = architecture.build(config)
+        _load_strict(module, _tensors(path), path, architecture)
     return LoadedModel(
         module=module.eval(),
         arch=architecture.id,
@@ -215,35 +212,90 @@ def load(path: str | os.PathLike, registry: Registry = ARCHITECTURES) -> LoadedM
 
 
 def load_foreign(path: str | os.PathLike, registry: Registry = ARCHITECTURES) -> LoadedModel:
-    """Detect, convert and strictly load a public checkpoint (see `convert` to save it as ours)."""
+    """Detect, convert and strictly load a public `.pth` checkpoint (see `convert` to save it as ours).
+
+    The pack's own families are tried first by their detectors; other projects' networks (LaMa, MAT,
+    SCUNet, ...) are recognised through spandrel when it is installed (`models.archs.spandrel`).
+    """
     path = Path(path)
     state = read_foreign(path)
-    budget = max_parameters()
-    numel = sum(t.numel() for t in state.values())
-    if numel > budget:
-        raise ValueError(f"{path}: the file holds {numel:,} parameters; the limit is {budget:,} "
-                         "(GAN_EDIT_MAX_PARAMETERS)")
+    _check_budget(path, sum(t.numel() for t in state.values()), "holds")
+    return _from_state(path, state, registry)
+
+
+def _load_foreign_safetensors(path: Path, header: Header, registry: Registry) -> LoadedModel:
+    """A safetensors file without our metadata: a public network's tensors (e.g. LaMa or MAT as .safetensors)."""
+    _check_budget(path, header.numel, "declares")
+    try:
+        return _from_state(path, _tensors(path), registry)
+    except ValueError as exc:
+        reason = str(exc).removeprefix(f"{path}: ")
+        raise ValueError(f"{path}: a safetensors file, but not a gan-edit weights file (its metadata has no "
+                         f"format={FORMAT!r}), and not a public checkpoint the pack can read: {reason}") from None
+
+
+def _from_state(path: Path, state: StateDict, registry: Registry) -> LoadedModel:
     try:
         architecture = registry.detect(state)
         if architecture.convert is None:
             raise ValueError(f"architecture {architecture.id!r} has no converter")
         config, converted = architecture.convert(state)
     except ValueError as exc:
-        raise ValueError(f"{path}: {exc}") from None
-    problems = _fit_problems(_shapes_on_meta(path, architecture, config, budget),
-                             {k: tuple(v.shape) for k, v in converted.items()})
-    if problems:
-        raise ValueError(f"{path}: weights do not fit architecture {architecture.id!r}: {problems}")
-    module = architecture.build(config)
-    _load_strict(module, converted, path, architecture)
+        hint = "" if spandrel.available() else f"; {spandrel.MISSING}"
+        raise ValueError(f"{path}: {exc}{hint}") from None
+    if architecture.from_weights is not None:
+        module = _from_weights(path, architecture, config, converted)
+    else:
+        problems = _fit_problems(_shapes_on_meta(path, architecture, config, max_parameters()),
+                                 {k: tuple(v.shape) for k, v in converted.items()})
+        if problems:
+            raise ValueError(f"{path}: weights do not fit architecture {architecture.id!r}: {problems}")
+        module = architecture.build(config)
+        _load_strict(module, converted, path, architecture)
+    task = config.task if architecture.id == spandrel.ARCH_ID else architecture.tasks[0]
     return LoadedModel(
         module=module.eval(),
         arch=architecture.id,
         config=config,
-        task=architecture.tasks[0],
+        task=task,
         provenance={"converted_from": path.name},
         path=str(path),
     )
+
+
+def from_spandrel(descriptor: Any, name: str = "") -> LoadedModel:
+    """A model spandrel already loaded (e.g. ComfyUI's UPSCALE_MODEL) as a model of the pack's tasks.
+
+    Refused with a message: upscalers (scale > 1), face restorers, channel layouts other than RGB or grey.
+    """
+    try:
+        config, module = spandrel.wrap(descriptor)
+    except ValueError as exc:
+        raise ValueError(f"{name or 'this model'}: {exc}") from None
+    return LoadedModel(module=module.eval(), arch=spandrel.ARCH_ID, config=config, task=config.task,
+                       provenance={"loaded_by": "spandrel"}, path=name)
+
+
+def _check_budget(path: Path, numel: int, verb: str) -> None:
+    budget = max_parameters()
+    if numel > budget:
+        raise ValueError(f"{path}: the file {verb} {numel:,} parameters; the limit is {budget:,} "
+                         "(GAN_EDIT_MAX_PARAMETERS)")
+
+
+def _tensors(path: Path) -> StateDict:
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, OSError) as exc:
+        raise ValueError(f"{path}: tensor data unreadable ({exc})") from exc
+
+
+def _from_weights(path: Path, architecture: Architecture, config: Any, state: StateDict) -> nn.Module:
+    try:
+        return architecture.from_weights(config, state)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
 
 
 def convert(src: str | os.PathLike, dst: str | os.PathLike, registry: Registry = ARCHITECTURES) -> Path:

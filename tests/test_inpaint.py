@@ -143,7 +143,8 @@ def test_bad_options_and_wrong_model_are_refused():
     with pytest.raises(ValueError, match=r"context must be in \[0, 4\]"):
         inpaint(_anymask(), image, mask, context=10.0)
     wrong = LoadedModel(torch.nn.Conv2d(6, 1, 4), "patchgan", None, "discriminate")
-    with pytest.raises(ValueError, match="needs a 'context_encoder' or 'context_encoder_anymask' model.*'patchgan'"):
+    with pytest.raises(ValueError, match="needs a 'context_encoder', 'context_encoder_anymask' or public "
+                       "inpainting model.*'patchgan'"):
         inpaint(wrong, image, mask)
 
 

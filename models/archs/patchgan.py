@@ -71,7 +71,9 @@ def detect(state_dict: StateDict) -> bool:
     if len(convs) < 3 or any(k.count(".") != 2 for k in keys):
         return False
     expected = [0] + [2 + 3 * i for i in range(len(convs) - 1)]
-    return [int(k.split(".")[1]) for k in convs] == expected and state_dict[convs[-1]].shape[0] == 1
+    # 4x4 kernels throughout (a DnCNN with one output channel has the same key pattern with 3x3 ones).
+    kernels = all(state_dict[k].ndim == 4 and tuple(state_dict[k].shape[-2:]) == (4, 4) for k in convs)
+    return [int(k.split(".")[1]) for k in convs] == expected and state_dict[convs[-1]].shape[0] == 1 and kernels
 
 
 def convert(state_dict: StateDict) -> tuple[PatchGANConfig, StateDict]:

@@ -27,9 +27,9 @@ from ..architecture import Accepts
 from ..archs.damage import ARCHITECTURE
 from ..enhance import MIN_TILE, _ramp, tile_count, tile_starts
 from ..runtime import halving_tile_on_oom, prepared
-from .render import DAMAGE, LOCAL_ONLY, DamageConfig, render
+from .render import DAMAGE, HEAVY, LOCAL_ONLY, DamageConfig, render
 
-__all__ = ["ACCEPTS", "DAMAGE", "LOCAL_ONLY", "DamageConfig", "detect", "render", "to_mask"]
+__all__ = ["ACCEPTS", "DAMAGE", "HEAVY", "LOCAL_ONLY", "DamageConfig", "detect", "render", "to_mask"]
 
 ACCEPTS = Accepts("a damage detector (task 'detect')", tasks=("detect",), archs=(ARCHITECTURE.id,),
                   hints=(("enhance", "use GAN Enhance for it"), ("inpaint", "use GAN Inpaint for it")))

@@ -94,6 +94,10 @@ DAMAGE = DamageConfig()
 #: The damage only, no ageing: for making pairs whose sole difference is the mask.
 LOCAL_ONLY = DamageConfig(grey_probability=0.0, sepia_probability=0.0, fade_probability=0.0, grain_probability=0.0,
                           blur_probability=0.0, jpeg_probability=0.0)
+#: A badly kept black-and-white print: always aged, scratched, dusty, creased and torn (demos and checks).
+HEAVY = DamageConfig(clean_probability=0.0, scratches=(5, 8), hairs=(1, 2), specks=(30, 60), crease_probability=1.0,
+                     stain_probability=0.0, tear_probability=1.0, grey_probability=1.0, sepia_probability=1.0,
+                     fade_probability=1.0, grain_probability=1.0, blur_probability=0.0, jpeg_probability=0.0)
 
 
 # --------------------------------------------------------------------------------------------

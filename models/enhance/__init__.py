@@ -27,7 +27,8 @@ import torch
 from torch import Tensor, nn
 
 from .. import layout, memory
-from ..architecture import Accepts
+from ..architecture import Accepts, SizeRule
+from ..archs import spandrel
 from ..archs.enhance import ARCHITECTURE
 from ..ranges import STRENGTH
 from ..runtime import prepared
@@ -35,7 +36,7 @@ from ..runtime import prepared
 log = logging.getLogger(__name__)
 
 MIN_TILE = 64
-ENHANCERS = (ARCHITECTURE.id,)
+ENHANCERS = (ARCHITECTURE.id, spandrel.ARCH_ID)
 ACCEPTS = Accepts("a model for the 'enhance' task", tasks=("enhance",), archs=ENHANCERS)
 
 
@@ -68,26 +69,44 @@ def _ramp(length: int, start: int, size: int, overlap: int, device: torch.device
     return w
 
 
-def _run_padded(module: nn.Module, x: Tensor, context: Any, multiple: int, dtype: torch.dtype) -> Tensor:
+def _network(module: nn.Module, x: Tensor, dtype: torch.dtype) -> tuple[Callable[[Tensor], Tensor], SizeRule]:
+    """What a tile goes through: [1, C, h, w] in [-1, 1] -> the same, and the sides the network needs.
+
+    An `enhance_unet` gets the global context of the whole image `x`, computed once. A public 1x
+    restorer (`spandrel`) works in [0, 1]; a grey one restores each colour channel as a grey image.
+    """
+    if isinstance(module, spandrel.SpandrelNet):
+        grey = module.config.channels == 1
+
+        def foreign(t: Tensor) -> Tensor:
+            flat = t.reshape(-1, 1, *t.shape[-2:]) if grey else t
+            out = module(layout.from_signed(flat).to(dtype)).float()
+            return layout.to_signed(out).reshape(t.shape)
+
+        return foreign, SizeRule(multiple=module.config.multiple, minimum=module.config.minimum)
+    context = module.global_context(x.to(dtype))
+    return (lambda t: module(t.to(dtype), context).float()), SizeRule(multiple=module.config.size_multiple)
+
+
+def _run_padded(network: Callable[[Tensor], Tensor], x: Tensor, sizes: SizeRule) -> Tensor:
     h, w = x.shape[-2:]
-    ph, pw = math.ceil(h / multiple) * multiple, math.ceil(w / multiple) * multiple
+    ph, pw = (math.ceil(max(n, sizes.minimum) / sizes.multiple) * sizes.multiple for n in (h, w))
     if (ph, pw) != (h, w):
         rows = layout.reflect_indices(0, ph, h, x.device)
         cols = layout.reflect_indices(0, pw, w, x.device)
         x = x.index_select(-2, rows).index_select(-1, cols)
-    return module(x.to(dtype), context).float()[..., :h, :w]
+    return network(x)[..., :h, :w]
 
 
 def _enhance_item(
     module: nn.Module, x: Tensor, tile: int, overlap: int, dtype: torch.dtype, on_tile: Callable[[], None]
 ) -> Tensor:
     """One image [1, C, H, W] in [-1, 1] through the network in tiles; returns [1, C, H, W] in [-1, 1]."""
-    multiple = module.config.size_multiple
-    context = module.global_context(x.to(dtype))
+    network, sizes = _network(module, x, dtype)
     h, w = x.shape[-2:]
     ys, xs = tile_starts(h, tile, overlap), tile_starts(w, tile, overlap)
     if len(ys) == 1 and len(xs) == 1:
-        out = _run_padded(module, x, context, multiple, dtype)
+        out = _run_padded(network, x, sizes)
         on_tile()
         return out
     acc = torch.zeros_like(x)
@@ -95,7 +114,7 @@ def _enhance_item(
     for y in ys:
         for x0 in xs:
             th, tw = min(tile, h - y), min(tile, w - x0)
-            out = _run_padded(module, x[..., y : y + th, x0 : x0 + tw], context, multiple, dtype)
+            out = _run_padded(network, x[..., y : y + th, x0 : x0 + tw], sizes)
             wy = _ramp(th, y, h, overlap, x.device)
             wx = _ramp(tw, x0, w, overlap, x.device)
             wt = (wy[:, None] * wx[None, :])[None, None]
@@ -122,15 +141,14 @@ def enhance(
     progress: Callable[[int, int], None] | None = None,
 ) -> Tensor:
     """Enhance each image of the batch; see the module doc. `progress(done, total)` counts tiles."""
-    rgb_model = getattr(getattr(model, "config", None), "channels", None) == 3
-    if isinstance(image, Tensor) and image.ndim == 4 and image.shape[1] == 1 and rgb_model:
+    if isinstance(image, Tensor) and image.ndim == 4 and image.shape[1] == 1 and _colour_channels(model) == 3:
         image = image.expand(-1, 3, -1, -1)
     _check(model, image, strength, mask, tile, overlap)
     out_device = image.device
     device = torch.device(device) if device is not None else out_device
     batch, h, w = image.shape[0], image.shape[-2], image.shape[-1]
     if device.type == "cpu":
-        memory.require(peak_bytes(model.config, image.shape, tile), f"enhancing {batch} image(s) of {w}x{h} in tiles "
+        memory.require(peak_bytes(model, image.shape, tile), f"enhancing {batch} image(s) of {w}x{h} in tiles "
                        f"of {tile} px", "lower the tile size or the batch")
     colour, alpha = (image[:, :3], image[:, 3:]) if image.shape[1] == 4 else (image, None)
     if mask is not None:
@@ -174,22 +192,41 @@ def enhance(
     return result.contiguous()
 
 
-def peak_bytes(config: Any, shape: tuple[int, ...], tile: int) -> int:
+FOREIGN_ACTIVATIONS = 12 * 64
+"""Float maps per pixel assumed for a public restorer's activations on a tile (a dozen maps of 64 channels)."""
+
+
+def peak_bytes(model: EnhanceModel, shape: tuple[int, ...], tile: int) -> int:
     """Estimated peak of `enhance` on the CPU: the results and one image's accumulators (float32), and the
     network's activations on one tile (after the 2x2 unshuffle, about a dozen maps of `base_channels`;
-    with guides, also the filtered copies and their accumulators, about 6 images per guide)."""
+    with guides, also the filtered copies and their accumulators, about 6 images per guide; a public
+    restorer: `FOREIGN_ACTIVATIONS` maps at full resolution)."""
     batch, channels, h, w = shape
     images = 4 * (3 * batch * channels * h * w + 2 * (channels + 1) * h * w)
     tile_px = min(tile, h) * min(tile, w)
+    if model.arch == spandrel.ARCH_ID:
+        return images + 4 * FOREIGN_ACTIVATIONS * tile_px
+    config = model.config
     guides = 6 * (config.mixed - 1) * (channels + 1) * tile_px
     return images + 4 * (12 * (tile_px // 4 + 1) * config.base_channels + guides)
 
 
+def _colour_channels(model: EnhanceModel) -> int | None:
+    """Channels of the images a model restores: a grey public restorer does colour images channel by channel."""
+    config = getattr(model, "config", None)
+    if getattr(model, "arch", None) == spandrel.ARCH_ID:
+        return 3
+    return getattr(config, "channels", None)
+
+
 def _check(model: EnhanceModel, image: Tensor, strength: float, mask: Tensor | None, tile: int, overlap: int) -> None:
-    if getattr(model, "arch", None) not in ENHANCERS:
-        raise ValueError(f"enhance needs an {ARCHITECTURE.id!r} model (task 'enhance'), got architecture "
-                         f"{getattr(model, 'arch', None)!r}")
-    layout.validate_image(image, channels=(model.config.channels, 4) if model.config.channels == 3 else (1,))
+    arch = getattr(model, "arch", None)
+    if arch not in ENHANCERS or (arch == spandrel.ARCH_ID and model.config.task != "enhance"):
+        raise ValueError(f"enhance needs an {ARCHITECTURE.id!r} model or a public 1x restorer (task 'enhance'), got "
+                         f"architecture {arch!r}" + (f" ({model.config.architecture}, an inpainter)"
+                                                     if arch == spandrel.ARCH_ID else ""))
+    channels = _colour_channels(model)
+    layout.validate_image(image, channels=(channels, 4) if channels == 3 else (1,))
     STRENGTH.check("strength", strength)
     if isinstance(tile, bool) or not isinstance(tile, int) or tile < MIN_TILE:
         raise ValueError(f"tile must be an int >= {MIN_TILE} (pixels), got {tile!r}")

@@ -27,11 +27,13 @@ from torch import Tensor, nn
 
 from .. import layout, masks, memory
 from ..architecture import Accepts
+from ..archs import spandrel
 from ..archs.context_encoder import ANYMASK, ARCHITECTURE, PAPER_FILL_RGB, PAPER_OVERLAP
 from ..ranges import CONTEXT, WORKING_SIZE
 from ..runtime import prepared
 
-ACCEPTS = Accepts("a model for the 'inpaint' task", tasks=("inpaint",), archs=(ARCHITECTURE.id, ANYMASK.id))
+ACCEPTS = Accepts("a model for the 'inpaint' task", tasks=("inpaint",),
+                  archs=(ARCHITECTURE.id, ANYMASK.id, spandrel.ARCH_ID))
 
 SHAPE_STEP = 32
 """Crops for the any-mask model are padded to a multiple of this (and of the stride): fewer distinct input
@@ -76,9 +78,11 @@ def inpaint(
     _check_inputs(image, mask, feather, context)
     if working_size is not None:
         WORKING_SIZE.check("working_size", working_size, " px or None")
-    if model.arch not in ACCEPTS.archs:
+    if model.arch not in ACCEPTS.archs or (model.arch == spandrel.ARCH_ID and model.config.task != "inpaint"):
         raise ValueError(
-            f"inpaint needs a {ARCHITECTURE.id!r} or {ANYMASK.id!r} model, got architecture {model.arch!r}"
+            f"inpaint needs a {ARCHITECTURE.id!r}, {ANYMASK.id!r} or public inpainting model (LaMa, MAT), got "
+            f"architecture {model.arch!r}" + (f" ({model.config.architecture}, a restorer)"
+                                              if model.arch == spandrel.ARCH_ID else "")
         )
     out_device = image.device
     batch = image.shape[0]
@@ -128,6 +132,8 @@ def _inpaint_item(
     (box,) = masks.bbox(mask)
     if model.arch == ARCHITECTURE.id:
         filled = _paper_fill(module, model.config, image, box, dtype)
+    elif model.arch == spandrel.ARCH_ID:
+        filled = _foreign_fill(module, model.config, image, mask, box, dtype, context, working_size)
     else:
         filled = _anymask_fill(module, model.config.stride, image, mask, box, dtype, context, working_size)
     if colour_match:
@@ -204,6 +210,47 @@ def _anymask_fill(
         out = module(net_in.to(dtype)).float()
     out = layout.from_signed(out[..., top : top + ch, left : left + cw])
     return _paste(image, out, x0, y0)
+
+
+def _foreign_fill(
+    module: nn.Module, config: spandrel.SpandrelConfig, image: Tensor, mask: Tensor, box: tuple[int, int, int, int],
+    dtype: torch.dtype, context: float, working_size: int | None,
+) -> Tensor:
+    """The image with a public inpainter's (LaMa, MAT) output pasted over the hole's box plus context.
+
+    The crop is the box plus the `context` margin (squared for networks that need square inputs, with
+    reflection where it leaves the image), scaled so that its longer side is at least the network's
+    minimum and at most `working_size`, and padded by reflection to the network's multiple. The network
+    sees the hole as a binary mask (any covered pixel is filled) and works in [0, 1].
+    """
+    x, y, w, h = box
+    height, width = image.shape[-2:]
+    margin = max(MIN_CONTEXT_PX, math.ceil(context * max(w, h)))
+    x0, y0 = max(x - margin, 0), max(y - margin, 0)
+    cw, ch = min(x + w + margin, width) - x0, min(y + h + margin, height) - y0
+    if config.square:
+        side = max(cw, ch)
+        x0, y0, cw, ch = x0 - (side - cw) // 2, y0 - (side - ch) // 2, side, side
+    crop, hole = _crop(image, x0, y0, cw, ch), _crop(mask, x0, y0, cw, ch)
+    longer = max(cw, ch)
+    scale = 1.0 if working_size is None else min(1.0, working_size / longer)
+    scale = max(scale, config.minimum / longer)
+    size = (max(1, round(ch * scale)), max(1, round(cw * scale)))
+    if size != (ch, cw):
+        crop = F.interpolate(crop, size=size, mode="bilinear", align_corners=False, antialias=True)
+        hole = F.interpolate(hole, size=size, mode="bilinear", align_corners=False)
+    step = config.multiple
+    ph, pw = (math.ceil(max(n, config.minimum) / step) * step for n in size)
+    if config.square:
+        ph = pw = max(ph, pw)
+    rows = layout.reflect_indices(0, ph, size[0], crop.device)
+    cols = layout.reflect_indices(0, pw, size[1], crop.device)
+    net_image = crop.index_select(-2, rows).index_select(-1, cols)
+    net_hole = (hole.index_select(-2, rows).index_select(-1, cols) > 0).float()
+    out = module(net_image.to(dtype), net_hole.to(dtype)).float()[..., : size[0], : size[1]]
+    if size != (ch, cw):
+        out = F.interpolate(out, size=(ch, cw), mode="bilinear", align_corners=False)
+    return _paste(image, out.clamp(0.0, 1.0), x0, y0)
 
 
 def match_colour(image: Tensor, filled: Tensor, mask: Tensor, rim: int | None = None) -> Tensor:
