@@ -133,7 +133,7 @@ def test_model_fill_runs_an_anymask_model_and_refuses_a_discriminator(tmp_path: 
 
     disc = weights.save(PatchGAN(PatchGANConfig(ndf=4, n_layers=1)), tmp_path / "d.safetensors", "patchgan",
                         PatchGANConfig(ndf=4, n_layers=1), "discriminate")
-    with pytest.raises(ValueError, match=r"expected an inpainting model.*'patchgan'.*'discriminate'"):
+    with pytest.raises(ValueError, match=r"evaluation needs a model for the 'inpaint' task.*'patchgan' model for 'discriminate'"):
         evaluate.model_fill(weights.load(disc))
 
 
@@ -217,4 +217,4 @@ def test_cli_refuses_a_model_of_the_wrong_task(
     code = cli.main(["evaluate-inpaint", "--data", str(photo_dir), "--holdout", "0", "--model", str(disc),
                      "--no-classical"])
     assert code == 2
-    assert "expected an inpainting model" in capsys.readouterr().err
+    assert "evaluation needs a model for the 'inpaint' task" in capsys.readouterr().err

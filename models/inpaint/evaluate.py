@@ -174,16 +174,12 @@ def classical_fills() -> dict[str, Fill]:
 
 def model_fill(model: Any, *, device: torch.device | str | None = None, dtype: torch.dtype = torch.float32) -> Fill:
     """A fill that runs `models.inpaint.inpaint` with a loaded inpainting model (`weights.LoadedModel`)."""
-    from ..archs.context_encoder import ANYMASK, ARCHITECTURE
-    from . import inpaint
+    from . import ACCEPTS, inpaint
 
-    task, arch = getattr(model, "task", None), getattr(model, "arch", None)
     name = getattr(model, "path", "") or "model"
-    if task != "inpaint" or arch not in (ARCHITECTURE.id, ANYMASK.id):
-        raise ValueError(
-            f"{name}: expected an inpainting model ({ARCHITECTURE.id!r} or {ANYMASK.id!r}, task 'inpaint'), "
-            f"got architecture {arch!r} with task {task!r}"
-        )
+    refusal = ACCEPTS.refusal(getattr(model, "arch", None), getattr(model, "task", None), "evaluation", name)
+    if refusal is not None:
+        raise ValueError(refusal)
 
     def fill(image: Tensor, mask: Tensor) -> Tensor:
         return inpaint(model, image, mask, device=device, dtype=dtype)
