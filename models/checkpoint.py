@@ -70,6 +70,9 @@ def _check_zip(path: Path) -> None:
             entries = archive.infolist()
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
         raise ValueError(f"{path}: refused to load: a damaged zip checkpoint ({exc})") from exc
+    if any("/code/__torch__/" in e.filename for e in entries):
+        raise ValueError(f"{path}: refused to load: a TorchScript file (a program with its weights), which is not "
+                         "read; use a plain state dict of the same model (.pth, .ckpt or .safetensors)")
     packed = [e.filename for e in entries if e.compress_type != zipfile.ZIP_STORED]
     if packed:
         raise ValueError(f"{path}: refused to load: compressed entries ({packed[:3]}); torch.save stores them "

@@ -248,6 +248,13 @@ def test_a_pickle_carrying_code_is_refused_even_with_lama_keys(tmp_path, lama):
     assert not marker.exists()
 
 
+def test_torchscript_files_are_refused_with_what_to_use_instead(tmp_path):
+    path = tmp_path / "big-lama.pt"
+    torch.jit.script(torch.nn.Conv2d(3, 3, 3)).save(str(path))
+    with pytest.raises(ValueError, match=r"big-lama.pt: refused to load: a TorchScript file .*plain state dict"):
+        weights.load(path)
+
+
 def test_without_spandrel_the_core_works_and_foreign_files_name_it(tmp_path):
     lama_path = _save(_perturbed(RESTORERS["DnCNN"]()), tmp_path / "dncnn.pth")
     ours = Path(__file__).resolve().parents[1] / "models" / "weights" / "enhance_restore.safetensors"
