@@ -189,6 +189,22 @@ def test_lama_pads_to_its_multiple_and_keeps_every_pixel_outside_the_hole(lama_l
     assert ((out - image).abs() * mask).sum() > 0
 
 
+def test_mat_gets_a_square_crop_of_at_least_512_px(tmp_path):
+    extra = pytest.importorskip("spandrel_extra_arches.architectures.MAT", reason="MAT needs spandrel_extra_arches")
+    torch.manual_seed(0)
+    loaded = weights.load(_save(extra.MAT().eval(), tmp_path / "MAT_Places512_G.safetensors"))
+    assert (loaded.task, loaded.config.architecture, loaded.config.square) == ("inpaint", "MAT", True)
+    assert loaded.sizes.minimum == 512 and loaded.sizes.multiple == 512
+    seen = []
+    loaded.module.register_forward_pre_hook(lambda module, args: seen.append(tuple(args[0].shape)))
+    image = _image(120, 200)
+    mask = torch.zeros(1, 1, 120, 200)
+    mask[..., 40:80, 20:60] = 1.0  # a wide image, a small hole near the left border
+    out = inpaint.inpaint(loaded, image, mask)
+    assert seen == [(1, 3, 512, 512)]
+    assert torch.equal(out * (1 - mask), image * (1 - mask)) and torch.isfinite(out).all()
+
+
 def test_upscalers_and_face_restorers_are_refused_with_where_they_belong(tmp_path):
     path = _save(Compact(num_in_ch=3, num_out_ch=3, num_feat=8, num_conv=2, upscale=2), tmp_path / "2x_compact.pth")
     with pytest.raises(ValueError, match=r"2x_compact.pth: a 2x Compact upscaler; .*Upscale Image \(using Model\)"):
