@@ -156,3 +156,19 @@ def test_the_training_command_learns_exports_and_resumes_and_evaluate_scores_it(
     assert "| damage (threshold 0.5) |" in printed and "top-hat" in printed
     report = json.loads((tmp_path / "scores.json").read_text())
     assert len(report["settings"]["images"]) == 4 and 0.0 <= report["rows"]["damage (oracle threshold)"]["f1"] <= 1
+
+
+def test_the_shipped_old_photo_sample_is_the_renderer_s_heavy_damage_on_the_astronaut():
+    """workflows/inputs/old_photo.jpg = render(astronaut.jpg, seed 3, HEAVY), saved as JPEG quality 95."""
+    import numpy as np
+    from PIL import Image
+
+    from models import layout, metrics
+    from models.damage import HEAVY
+
+    def read(name):
+        return layout.from_u8(np.asarray(Image.open(f"workflows/inputs/{name}").convert("RGB")))
+
+    damaged, mask = render(read("astronaut.jpg"), 3, HEAVY)
+    assert 0.02 < float(mask.mean()) < 0.08
+    assert float(metrics.psnr(read("old_photo.jpg"), damaged)) > 35.0
