@@ -8,7 +8,7 @@ import os
 
 from comfy_api.v0_0_2 import ComfyExtension, io
 
-from .nodes import damage, degrade, edit, enhance, inpaint, loader, masks, style, training, translate
+from .nodes import classical, damage, degrade, edit, enhance, inpaint, loader, masks, style, training, translate
 from .nodes.comfy import register_model_folder
 
 register_model_folder(os.path.join(os.path.dirname(os.path.abspath(__file__)), "models", "weights"))
@@ -18,7 +18,7 @@ class GanEditExtension(ComfyExtension):
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
         return [
             *masks.NODES, *loader.NODES, *inpaint.NODES, *translate.NODES, *style.NODES, *degrade.NODES, *enhance.NODES,
-            *edit.NODES, *damage.NODES, *training.NODES,
+            *edit.NODES, *damage.NODES, *training.NODES, *classical.NODES,
         ]
 
 
