@@ -75,11 +75,11 @@ def test_perfect_fill_scores_perfectly_and_beats_every_other_method(rows: list[e
 
 
 def test_classical_fills_beat_the_mean_colour_on_a_smooth_gradient() -> None:
-    fills = {**evaluate.classical_fills(), "mean colour": evaluate.mean_fill}
+    fills = {**evaluate.classical_fills(), **evaluate.torch_fills(), "mean colour": evaluate.mean_fill}
     table = by_key(evaluate.evaluate_inpainting(fills, [gradient_image()], size=SIZE, seed=1))
     for kind in evaluate.MASK_KINDS:
         mean = table[("mean colour", kind)]
-        for method in ("cv2 Telea", "cv2 Navier-Stokes", "skimage biharmonic"):
+        for method in ("cv2 Telea", "cv2 Navier-Stokes", "skimage biharmonic", "torch harmonic", "torch blur"):
             assert table[(method, kind)].l1_percent < mean.l1_percent, (method, kind)
             assert table[(method, kind)].psnr_hole > mean.psnr_hole, (method, kind)
 
@@ -108,7 +108,7 @@ def test_classical_and_mean_fills_keep_the_known_pixels_exactly() -> None:
     image = metrics.prepare_image(tiny_images()[1], SIZE)
     mask = evaluate.make_masks("irregular", SIZE, 1, seed=2)
     keep = mask <= 0.5
-    for fill in [*evaluate.classical_fills().values(), evaluate.mean_fill]:
+    for fill in [*evaluate.classical_fills().values(), *evaluate.torch_fills().values(), evaluate.mean_fill]:
         out = fill(image, mask)
         assert out.shape == image.shape and torch.equal(out[keep.expand_as(out)], image[keep.expand_as(image)])
 
@@ -206,7 +206,7 @@ def test_cli_scores_all_images_with_holdout_zero_and_writes_json(
     assert report["settings"]["images"] == ["p0.png", "p1.png"]
     assert report["settings"]["mask_kinds"] == ["center", "blocks"]
     assert {r["method"] for r in report["rows"]} == {"cv2 Telea", "cv2 Navier-Stokes", "skimage biharmonic",
-                                                     "mean colour"}
+                                                     "torch harmonic", "torch blur", "mean colour"}
 
 
 def test_cli_refuses_a_model_of_the_wrong_task(

@@ -22,7 +22,8 @@ random kinds are seeded by ``seed`` and the image's index (item i of a batch dra
 so image i keeps its masks whatever the number of images.
 
 Baselines: `mean_fill` (the hole painted with the mean colour of the known pixels: the trivial
-lower bar) and `classical_fills` (OpenCV Telea and Navier-Stokes, scikit-image biharmonic). The
+lower bar), `torch_fills` (the pack's own harmonic and push-pull blur fills, `models.inpaint.classical`)
+and `classical_fills` (OpenCV Telea and Navier-Stokes, scikit-image biharmonic). The
 classical ones import OpenCV / scikit-image lazily: they are test extras, not core dependencies.
 """
 
@@ -32,6 +33,7 @@ import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -51,6 +53,7 @@ __all__ = [
     "make_masks",
     "mean_fill",
     "model_fill",
+    "torch_fills",
 ]
 
 Fill = Callable[[Tensor, Tensor], Tensor]
@@ -170,6 +173,13 @@ def classical_fills() -> dict[str, Fill]:
         "cv2 Navier-Stokes": _cv2_fill(cv2, cv2.INPAINT_NS),
         "skimage biharmonic": _biharmonic_fill(inpaint_biharmonic),
     }
+
+
+def torch_fills() -> dict[str, Fill]:
+    """The pack's own classical fills (`models.inpaint.classical`): harmonic and push-pull blur, no extras needed."""
+    from . import classical
+
+    return {f"torch {method}": partial(classical.fill, method=method) for method in ("harmonic", "blur")}
 
 
 def model_fill(model: Any, *, device: torch.device | str | None = None, dtype: torch.dtype = torch.float32) -> Fill:

@@ -25,8 +25,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         description="Score inpainting on the held-out split of --data (the images a training run with the "
         "same --holdout / --holdout-sources never saw; --holdout 0 scores every image). Each image is "
         "centre-cropped to a square and resized to --size (--resize); every method gets the same masks. Methods: "
-        "each --model, the mean-colour baseline and (unless --no-classical) OpenCV Telea / Navier-Stokes and "
-        "scikit-image biharmonic. L1/L2 %, PSNR over the hole and the image, SSIM and (when the stlpips-pytorch "
+        "each --model, the mean-colour baseline, the pack's torch harmonic and blur fills and (unless "
+        "--no-classical) OpenCV Telea / Navier-Stokes and scikit-image biharmonic. L1/L2 %, PSNR over the hole and "
+        "the image, SSIM and (when the stlpips-pytorch "
         "VGG-16 file is installed) ST-LPIPS over the hole's bounding box.",
     )
     parser.add_argument("--data", required=True, type=Path, help="folder of images (searched recursively)")
@@ -107,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
         except RuntimeError as exc:  # OpenCV / scikit-image missing: the message says what to install
             print(f"error: {exc} (or pass --no-classical)", file=sys.stderr)
             return 2
+    fills.update(evaluate.torch_fills())
     fills["mean colour"] = evaluate.mean_fill
 
     data, split = held_out_images(args)
