@@ -7,7 +7,7 @@ the id is looked up here. `detect` exists only to recognise foreign (public) sta
 from __future__ import annotations
 
 from .architecture import TASKS, Architecture, StateDict
-from .archs import adain, context_encoder, damage, edit, enhance, patchgan, pix2pix, transformer_net
+from .archs import adain, context_encoder, damage, edit, enhance, patchgan, pix2pix, spandrel, transformer_net
 
 __all__ = ["ARCHITECTURES", "TASKS", "Architecture", "Registry", "StateDict"]
 
@@ -65,5 +65,6 @@ ARCHITECTURES = Registry(
         enhance.ARCHITECTURE,
         edit.ARCHITECTURE,
         damage.ARCHITECTURE,
+        spandrel.ARCHITECTURE,
     )
 )
