@@ -57,9 +57,11 @@ class ClassicalFill(io.ComfyNode):
                 io.Image.Input("image", tooltip="Images to fill."),
                 io.Mask.Input("mask", tooltip="1 = hole. Values > 0.5 are filled, the rest kept exactly. Batch 1 (used "
                               "for every image) or the image batch."),
-                io.Combo.Input("method", options=list(classical.METHODS), default="harmonic",
+                io.Combo.Input("method", options=list(classical.METHODS), default="blur",
                                tooltip="mean: the mean colour of the known pixels; blur: a smooth blend of the "
-                               "colours around the hole; harmonic: the smoothest fill matching the hole's edge."),
+                               "colours around the hole (instant); harmonic: the smoothest fill matching the hole's "
+                               "edge, the best of the three, but slow on big holes (about a second for 256 px, a "
+                               "minute for 1024 px on a 2-core CPU)."),
                 schema.mismatch_input(),
             ],
             outputs=[schema.image_output("The images with their holes filled.")],
