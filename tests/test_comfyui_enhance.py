@@ -60,8 +60,8 @@ def test_node_is_registered_with_tooltips(server):
     schema = server.client.object_info()[NODE]
     assert schema["display_name"] == "GAN Enhance" and schema["category"] == "GAN Edit/restore"
     inputs = {**schema["input"]["required"], **schema["input"].get("optional", {})}
-    assert set(inputs) == {"image", "model", "strength", "tile_size", "tile_overlap", "mask"}
-    assert set(schema["input"].get("optional", {})) == {"mask"}
+    assert set(inputs) == {"image", "model", "upscale_model", "strength", "tile_size", "tile_overlap", "mask"}
+    assert set(schema["input"].get("optional", {})) == {"model", "upscale_model", "mask"}  # one of the two models
     for name, spec in inputs.items():
         assert len(spec) > 1 and spec[1].get("tooltip"), f"{name} has no tooltip"
 
