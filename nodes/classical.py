@@ -60,8 +60,8 @@ class ClassicalFill(io.ComfyNode):
                 io.Combo.Input("method", options=list(classical.METHODS), default="blur",
                                tooltip="mean: the mean colour of the known pixels; blur: a smooth blend of the "
                                "colours around the hole (instant); harmonic: the smoothest fill matching the hole's "
-                               "edge, the best of the three, but slow on big holes (about a second for 256 px, a "
-                               "minute for 1024 px on a 2-core CPU)."),
+                               "edge, the best of the three, but slow on big holes (on one CPU thread about 0.7 s for "
+                               "a 256 px hole, 2 s for 512 px, 20 s for 1024 px)."),
                 schema.mismatch_input(),
             ],
             outputs=[schema.image_output("The images with their holes filled.")],
