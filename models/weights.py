@@ -214,8 +214,8 @@ def load(path: str | os.PathLike, registry: Registry = ARCHITECTURES) -> LoadedM
 def load_foreign(path: str | os.PathLike, registry: Registry = ARCHITECTURES) -> LoadedModel:
     """Detect, convert and strictly load a public `.pth` checkpoint (see `convert` to save it as ours).
 
-    The pack's own families are tried first by their detectors; other projects' networks (LaMa, MAT,
-    SCUNet, ...) are recognised through spandrel when it is installed (`models.archs.spandrel`).
+    Every detector is asked: the pack's own families', and spandrel's for other projects' networks (LaMa,
+    MAT, SCUNet, ...) when it is installed (`models.archs.spandrel`); exactly one must claim the file.
     """
     path = Path(path)
     state = read_foreign(path)
