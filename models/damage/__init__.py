@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from .. import layout, masks
 from ..architecture import Accepts
 from ..archs.damage import ARCHITECTURE
-from ..enhance import MIN_TILE, _ramp, tile_count, tile_starts
+from ..enhance import MIN_TILE, _ramp, check_tiles, tile_count, tile_starts
 from ..runtime import halving_tile_on_oom, prepared
 from .render import DAMAGE, HEAVY, LOCAL_ONLY, DamageConfig, render
 
@@ -95,10 +95,7 @@ def detect(
         raise ValueError(f"detect needs a {ARCHITECTURE.id!r} model (task 'detect'), got architecture "
                          f"{getattr(model, 'arch', None)!r}")
     layout.validate_image(image, channels=(1, 3, 4))
-    if isinstance(tile, bool) or not isinstance(tile, int) or tile < MIN_TILE:
-        raise ValueError(f"tile must be an int >= {MIN_TILE} (pixels), got {tile!r}")
-    if isinstance(overlap, bool) or not isinstance(overlap, int) or not 0 <= overlap <= tile // 4:
-        raise ValueError(f"overlap must be an int in [0, tile/4] = [0, {tile // 4}], got {overlap!r}")
+    check_tiles(tile, overlap)
     colour = image[:, :3] if image.shape[1] == 4 else image
     if colour.shape[1] == 1:
         colour = colour.expand(-1, 3, -1, -1)

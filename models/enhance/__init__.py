@@ -124,6 +124,14 @@ def _enhance_item(
     return acc / weight
 
 
+def check_tiles(tile: int, overlap: int) -> None:
+    """Refuse a tile side under `MIN_TILE` or an overlap outside [0, tile/4], with a message."""
+    if isinstance(tile, bool) or not isinstance(tile, int) or tile < MIN_TILE:
+        raise ValueError(f"tile must be an int >= {MIN_TILE} (pixels), got {tile!r}")
+    if isinstance(overlap, bool) or not isinstance(overlap, int) or not 0 <= overlap <= tile // 4:
+        raise ValueError(f"overlap must be an int in [0, tile/4] = [0, {tile // 4}], got {overlap!r}")
+
+
 def tile_count(height: int, width: int, tile: int, overlap: int) -> int:
     return len(tile_starts(height, tile, overlap)) * len(tile_starts(width, tile, overlap))
 
@@ -228,9 +236,6 @@ def _check(model: EnhanceModel, image: Tensor, strength: float, mask: Tensor | N
     channels = _colour_channels(model)
     layout.validate_image(image, channels=(channels, 4) if channels == 3 else (1,))
     STRENGTH.check("strength", strength)
-    if isinstance(tile, bool) or not isinstance(tile, int) or tile < MIN_TILE:
-        raise ValueError(f"tile must be an int >= {MIN_TILE} (pixels), got {tile!r}")
-    if isinstance(overlap, bool) or not isinstance(overlap, int) or not 0 <= overlap <= tile // 4:
-        raise ValueError(f"overlap must be an int in [0, tile/4] = [0, {tile // 4}], got {overlap!r}")
+    check_tiles(tile, overlap)
     if mask is not None:
         layout.validate_mask_for(image, mask)
