@@ -72,6 +72,18 @@ def test_other_steps_do_not_change_the_noise_draw():
     assert torch.equal(dg.degrade(image, plus_jpeg, seed=4), expected)
 
 
+def test_clean_probability_leaves_that_share_of_items_exactly_untouched():
+    image = _photo(batch=1).expand(200, -1, -1, -1).contiguous()
+    config = dataclasses.replace(dg.FIXED["noise15"], clean_probability=0.25)
+    out = dg.degrade(image, config, seed=5)
+    untouched = torch.tensor([torch.equal(o, i) for o, i in zip(out, image, strict=True)])
+    assert 0.15 < untouched.float().mean() < 0.35
+    # the other items get exactly the noise they get without the option (the decision has its own stream)
+    plain = dg.degrade(image, dg.FIXED["noise15"], seed=5)
+    assert torch.equal(out[~untouched], plain[~untouched])
+    assert torch.equal(dg.degrade(image, dataclasses.replace(config, clean_probability=1.0), seed=5), image)
+
+
 # --------------------------------------------------------------------------------------------
 # each step degrades
 

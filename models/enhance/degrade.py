@@ -22,6 +22,9 @@ photographic faults an enhancement model should undo. Per item, in this order:
 6. second order (``second_order_probability``): steps 2-5 once more with fresh draws, Real-ESRGAN's
    "high-order" degradation.
 
+Before all of them, with ``clean_probability``, an item is left exactly as it is: a blind restorer must
+see good photos too, or it learns to change every photo it is given.
+
 Every random range ``(low, high)`` is drawn uniformly (JPEG quality: uniform integer, both ends
 included); ``(v, v)`` fixes the value. The ranges each field accepts are in ``LIMITS``; the
 defaults of ``DegradeConfig`` are the typical ranges, with every step switched off (probability 0).
@@ -93,9 +96,11 @@ _PROBABILITIES = (
     "grey_noise_probability",
     "jpeg_probability",
     "second_order_probability",
+    "clean_probability",
 )
 # One independent random stream per step (see the module docstring); the order is fixed forever.
-_STEPS = ("colour", "blur", "resize", "noise", "jpeg", "second", "blur2", "resize2", "noise2", "jpeg2")
+# (SeedSequence.spawn gives child i the same stream whatever the count, so appending keeps the others.)
+_STEPS = ("colour", "blur", "resize", "noise", "jpeg", "second", "blur2", "resize2", "noise2", "jpeg2", "clean")
 # Poisson noise: a value v becomes Poisson(v * _PHOTONS) / _PHOTONS (Real-ESRGAN uses 2^ceil(log2(#unique values)),
 # 256 for most photos).
 _PHOTONS = 255.0
@@ -136,6 +141,8 @@ class DegradeConfig:
     jpeg_quality: tuple[int, int] = (30, 95)
     # steps 2-5 once more (step 6)
     second_order_probability: float = 0.0
+    # leave the item untouched (decided before every step)
+    clean_probability: float = 0.0
 
     def __post_init__(self) -> None:
         for name in _PROBABILITIES:
@@ -431,6 +438,8 @@ _STEP_FUNCTIONS: dict[str, Callable[[Tensor, DegradeConfig, np.random.Generator]
 def _degrade_item(image: Tensor, config: DegradeConfig, seed: int, item: int) -> Tensor:
     streams = np.random.SeedSequence([seed, item]).spawn(len(_STEPS))
     rngs = {name: np.random.default_rng(stream) for name, stream in zip(_STEPS, streams, strict=True)}
+    if rngs["clean"].random() < config.clean_probability:
+        return image
     # Each step first decides whether it runs (from its own stream), so the decisions stay put when
     # probabilities of other steps change.
     if rngs["colour"].random() < config.colour_probability:
