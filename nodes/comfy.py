@@ -5,6 +5,7 @@ Everything else in `nodes/` uses these few functions; `models/` never sees Comfy
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ import comfy.utils
 import folder_paths
 import torch
 
+from ..models import weights
 from ..models.weights import LoadedModel
 
 MODEL_FOLDER = "gan_edit"
@@ -55,6 +57,18 @@ def wrap_model(loaded: LoadedModel) -> PatchedModel:
         loaded.module, load_device=mm.get_torch_device(), offload_device=mm.unet_offload_device()
     )
     return PatchedModel(loaded=loaded, patcher=patcher)
+
+
+def named_model(name: str) -> PatchedModel:
+    """The model file `name` of the gan_edit folder, loaded once per file version (for nodes that use a starter
+    model when none is connected)."""
+    path = model_path(name)
+    return _loaded(path, os.stat(path).st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=2)
+def _loaded(path: str, version: int) -> PatchedModel:
+    return wrap_model(weights.load(path))
 
 
 def load_to_device(model: PatchedModel) -> tuple[torch.nn.Module, torch.device]:

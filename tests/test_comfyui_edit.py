@@ -98,6 +98,33 @@ def test_outside_the_mask_is_kept_bit_for_bit(server, tmp_path, instruction):
         assert np.abs(result[box].astype(int) - original[box]).mean() > 1
 
 
+def test_remove_fills_exactly_as_gan_inpaint_with_the_starter_or_the_connected_inpainter(server, tmp_path):
+    graph = _graph("remove")
+    graph["9"] = {"class_type": "GanEditLoadModel", "inputs": {"model_name": "context_encoder_anymask.safetensors"}}
+    graph["10"] = {"class_type": "GanEditInpaint", "inputs": {
+        "image": ["2", 0], "mask": ["3", 0], "model": ["9", 0], "feather": 0, "context": 0.5, "working_size": 512,
+        "colour_match": False, "mask_size_mismatch": "error"}}
+    graph["11"] = {"class_type": "SaveImage", "inputs": {"images": ["10", 0], "filename_prefix": "t/inpainted"}}
+    out = _run(server, graph, tmp_path / "a")
+    assert np.array_equal(out["6"][0], out["11"][0])  # no inpaint_model: the pack's starter inpainter
+    assert np.abs(out["6"][0][_box()].astype(int) - out["7"][0][_box()]).mean() > 1
+    graph["5"]["inputs"]["inpaint_model"] = ["9", 0]
+    graph["5"]["inputs"]["strength"] = 0.5
+    half = _run(server, graph, tmp_path / "b")
+    box = _box()
+    original, inpainted = (half[k][0].astype(float) for k in ("7", "11"))
+    # strength 0.5: half way between the photo and GAN Inpaint's fill, within the 8-bit rounding
+    assert np.abs(half["6"][0][box] - (original[box] + inpainted[box]) / 2).max() <= 1.0
+
+
+def test_remove_with_a_model_that_cannot_inpaint_is_a_clear_error(server, tmp_path):
+    graph = _graph("remove")
+    graph["9"] = {"class_type": "GanEditLoadModel", "inputs": {"model_name": "tiny_edit.safetensors"}}
+    graph["5"]["inputs"]["inpaint_model"] = ["9", 0]
+    with pytest.raises(ExecutionFailed, match=r"GAN Edit \(inpaint_model\) needs a model for the 'inpaint' task"):
+        _run(server, graph, tmp_path)
+
+
 def test_blur_background_keeps_the_inside_and_changes_the_outside(server, tmp_path):
     out = _run(server, _graph("blur_background", amount=0.8), tmp_path)
     result, original, box = out["6"][0], out["7"][0], _box()

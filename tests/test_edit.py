@@ -204,6 +204,26 @@ def test_strength_and_soft_masks_blend_linearly():
     assert torch.allclose(half, 0.5 * (full + image), atol=1e-6)
 
 
+def test_remove_with_an_inpainter_is_that_inpainters_fill_blended_by_mask_and_strength():
+    from models import inpaint
+    from models.archs.context_encoder import AnyMaskConfig, AnyMaskContextEncoder
+
+    config = AnyMaskConfig(base_channels=4, downsamplings=2, bottleneck_blocks=1)
+    torch.manual_seed(1)
+    inpainter = weights.LoadedModel(AnyMaskContextEncoder(config).eval(), "context_encoder_anymask", config, "inpaint")
+    image, mask = _photo(), torch.zeros(1, 1, 48, 64)
+    mask[..., 10:30, 20:44] = 1.0
+    mask[..., 30:34, 20:44] = 0.5  # a soft edge
+    filled = inpaint.inpaint(inpainter, image, mask, context=0.3, working_size=32)
+    out = edit(_model(), image, mask, "remove", inpainter=inpainter, context=0.3, working_size=32)
+    assert torch.equal(out, filled)
+    half = edit(_model(), image, mask, "remove", inpainter=inpainter, context=0.3, working_size=32, strength=0.5)
+    assert torch.allclose(half, image + 0.5 * (filled - image), atol=1e-6)
+    assert torch.equal(half[..., :10, :], image[..., :10, :])
+    # without an inpainter the edit network fills the region: a different result
+    assert not torch.allclose(edit(_model(), image, mask, "remove", context=0.3, working_size=32), filled, atol=1e-3)
+
+
 def test_large_images_are_processed_at_the_working_size_but_keep_their_detail():
     model = _model()
     image = _photo(200, 260)

@@ -57,6 +57,7 @@ class EditConfig:
     embed_dim: int = 32
     norm: str = "instance"
     instructions: tuple[str, ...] = INSTRUCTIONS
+    harmonise_transfer: bool = False  # harmonise_paste sees the region after `colour.match_to_ring`
 
     def __post_init__(self) -> None:
         if self.base_channels < 1 or self.embed_dim < 1:

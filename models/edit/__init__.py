@@ -8,12 +8,21 @@
 * `relight`: brighten (`amount` > 0) or darken (< 0) the region, amount in [-1, 1];
 * `harmonise_paste`: paste `reference` into the region (whole, resized to the image; or, with
   `reference_mask`, its masked cut-out scaled into the region's box) and match its colour and light
-  to the scene; without a reference the region is harmonised as it is (already pasted);
+  to the scene; without a reference the region is harmonised as it is (already pasted). Models
+  whose config has `harmonise_transfer` first move the region's colour statistics onto a ring of
+  context around it (`colour.match_to_ring`) and correct what that leaves;
 * `blur_background`: blur everything outside the mask (the subject), amount in [0, 1] scales the
   blur (sigma = amount x 3 % of the shorter side of what the network sees).
 
 Parameters an instruction does not use are ignored: `colour` outside `recolour`, `amount` outside
-`relight` / `blur_background`, `reference` and `reference_mask` outside `harmonise_paste`.
+`relight` / `blur_background`, `reference` and `reference_mask` outside `harmonise_paste`,
+`inpainter` outside `remove`.
+
+`remove` with an `inpainter` (any model `models.inpaint.inpaint` takes: the pack's any-mask Context
+Encoder, a paper Context Encoder, LaMa, MAT) fills the region with that model, through the very call
+GAN Inpaint makes with the same `context` and `working_size` (soft mask values are its blend
+weights), and `strength` scales the change: at 1, remove is GAN Inpaint's result with that model.
+Without one, the edit network fills the region itself.
 
 Outside the mask the result is the input bit for bit, for every instruction except
 `blur_background`, which acts outside by definition and keeps the inside bit for bit instead.
@@ -38,9 +47,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .. import layout, masks, memory
+from .. import inpaint, layout, masks, memory
 from ..architecture import Accepts
 from ..archs.edit import ARCHITECTURE, INSTRUCTIONS, OUTSIDE_INSTRUCTIONS, condition_vector, network_input
+from ..colour import match_to_ring
 from ..ranges import CONTEXT, STRENGTH, WORKING_SIZE
 from ..runtime import prepared
 
@@ -91,11 +101,14 @@ def edit(
     progress: Callable[[int, int], None] | None = None,
     context: float = 0.5,
     working_size: int | None = 256,
+    inpainter: inpaint.InpaintModel | None = None,
 ) -> Tensor:
     """Apply `instruction` to the masked region of every image (see the module doc)."""
     if instruction not in AMOUNT_INSTRUCTIONS:
         amount = 0.0
     _check(model, image, mask, instruction, amount, strength, context, working_size)
+    if instruction == "remove" and inpainter is not None:
+        return _remove_with(inpainter, image, mask, strength, context, working_size, device, dtype, progress)
     if (torch.device(device) if device is not None else image.device).type == "cpu":
         memory.require(memory.crop_network_bytes(image.shape, working_size, model.config.base_channels),
                        f"editing {image.shape[0]} image(s) of {image.shape[-1]}x{image.shape[-2]} at working size "
@@ -124,6 +137,19 @@ def edit(
             if progress is not None:
                 progress(i + 1, batch)
     return torch.cat(results).float()
+
+
+def _remove_with(
+    inpainter: inpaint.InpaintModel, image: Tensor, mask: Tensor, strength: float, context: float,
+    working_size: int | None, device: torch.device | str | None, dtype: torch.dtype,
+    progress: Callable[[int, int], None] | None,
+) -> Tensor:
+    """`remove` by an inpainting model: GAN Inpaint's fill (already blended by the mask), scaled by strength."""
+    filled = inpaint.inpaint(inpainter, image, mask, device=device, dtype=dtype, progress=progress,
+                             context=context, working_size=working_size)
+    if strength == 1.0:
+        return filled
+    return torch.where(filled != image, image + strength * (filled - image), image).float()
 
 
 def _check(model: EditModel, image: Tensor, mask: Tensor, instruction: str, amount: float, strength: float,
@@ -222,6 +248,8 @@ def _edit_item(
     left, top = (pw - cw) // 2, (ph - ch) // 2
     crop = _crop(image, x0 - left, y0 - top, pw, ph)
     region = _crop(mask, x0 - left, y0 - top, pw, ph)
+    if instruction == "harmonise_paste" and config.harmonise_transfer:
+        crop = match_to_ring(crop, region)
     scale = 1.0 if working_size is None else min(1.0, working_size / max(ph, pw))
     small, small_region = crop, region
     if scale < 1.0:

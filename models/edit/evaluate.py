@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .. import masks, metrics
+from .. import colour, metrics
 from ..archs.edit import INSTRUCTIONS, OUTSIDE_INSTRUCTIONS
 from ..metrics import prepare_image
 from . import pairs as edit_pairs
@@ -139,22 +139,7 @@ def global_gain(pair: edit_pairs.EditPair) -> Tensor:
 
 
 def mean_std_transfer(pair: edit_pairs.EditPair) -> Tensor:
-    m = (pair.mask > 0.5).float()
-    (_, _, w, h), = masks.bbox(m)
-    ring = masks.grow(m, max(4, round(0.1 * max(w, h)))) - m
-    if float(ring.sum()) == 0 or float(m.sum()) == 0:
-        return pair.input
-    x = pair.input
-
-    def stats(weight: Tensor) -> tuple[Tensor, Tensor]:
-        total = weight.sum(dim=(-2, -1), keepdim=True)
-        mean = (x * weight).sum(dim=(-2, -1), keepdim=True) / total
-        var = ((x - mean) ** 2 * weight).sum(dim=(-2, -1), keepdim=True) / total
-        return mean, var.sqrt().clamp(min=1e-3)
-
-    (mu_r, sd_r), (mu_c, sd_c) = stats(m), stats(ring)
-    out = ((x - mu_r) / sd_r * sd_c + mu_c).clamp(0, 1)
-    return x * (1 - m) + out * m
+    return colour.match_to_ring(pair.input, (pair.mask > 0.5).float())
 
 
 def plain_blur(pair: edit_pairs.EditPair) -> Tensor:

@@ -16,15 +16,18 @@ Adam 2e-4, beta1 0.5, the discriminator at `d_lr_ratio` x the generator's rate.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from .. import masks
+from .. import masks, weights
 from ..archs.edit import INSTRUCTIONS, OUTSIDE_INSTRUCTIONS, EditConfig, EditGenerator, condition_vector, network_input
 from ..archs.patchgan import PatchGAN, PatchGANConfig
+from ..colour import match_to_ring
 from ..edit import pairs as edit_pairs
 from ..layout import from_signed, to_signed
 from .data import ImageSet, random_crops
@@ -44,6 +47,7 @@ class EditSettings:
     mask_kinds: tuple[str, ...] = edit_pairs.MASK_KINDS
     generator: EditConfig = field(default_factory=EditConfig)
     discriminator_width: int = 32
+    init: str | None = None  # start G from this edit weights file (fine-tuning); its tensors must fit `generator`
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -79,6 +83,8 @@ def synthesise_batch(
     sources, targets, conditions, regions = [], [], [], []
     for i, name in enumerate(instructions):
         pair = edit_pairs.make_pair(name, photos[i : i + 1], mask[i : i + 1], generator)
+        if name == "harmonise_paste" and config.harmonise_transfer:  # as models.edit does before the network
+            pair = dataclasses.replace(pair, input=match_to_ring(pair.input, pair.mask))
         sources.append(pair.input)
         targets.append(pair.target)
         conditions.append(condition_vector(config, [name], pair.colour, torch.tensor([pair.amount])))
@@ -97,17 +103,29 @@ class EditTask(Task):
         self.settings, self.data = settings, data
 
     def describe(self) -> dict[str, Any]:
+        settings = asdict(self.settings)
+        if self.settings.init is not None:  # the file name only: provenance carries no machine paths
+            settings["init"] = Path(self.settings.init).name
         return {
-            "settings": asdict(self.settings),
+            "settings": settings,
             "data": {"folder": self.data.root.name, "images": len(self.data), "skipped": len(self.data.skipped),
-                     "held_out": len(self.data.held_out)},
+                     "held_out": len(self.data.held_out),
+                     "held_out_sources": list(getattr(self.data, "held_out_sources", ()))},
         }
 
     def networks(self) -> dict[str, nn.Module]:
         s = self.settings
         d_config = PatchGANConfig(input_nc=s.generator.in_channels + 3, ndf=s.discriminator_width, n_layers=3,
                                   norm="instance")
-        return {"G": EditGenerator(s.generator), "D": PatchGAN(d_config)}
+        generator = EditGenerator(s.generator)
+        if s.init is not None:
+            start = weights.load(s.init)
+            if start.arch != "edit" or dataclasses.replace(start.config, harmonise_transfer=False) != \
+                    dataclasses.replace(s.generator, harmonise_transfer=False):
+                raise ValueError(f"--init {s.init}: a {start.arch!r} model with config {start.config}; this run builds "
+                                 f"'edit' with {s.generator} (only harmonise_transfer may differ)")
+            generator.load_state_dict(start.module.state_dict())
+        return {"G": generator, "D": PatchGAN(d_config)}
 
     def optimizers(self, nets: dict[str, nn.Module]) -> dict[str, torch.optim.Optimizer]:
         s = self.settings

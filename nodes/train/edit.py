@@ -9,7 +9,7 @@ log = logging.getLogger(__name__)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    from .run_options import add_run_options
+    from .run_options import add_run_options, add_source_holdout
 
     parser = subparsers.add_parser(
         "edit",
@@ -23,6 +23,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     g.add_argument("--holdout", type=float, default=0.0,
                    help="fraction of images set aside by a stable hash of their path (never trained on)")
     g.add_argument("--max-side", type=int, default=512, help="downscale larger images to this on load")
+    add_source_holdout(g, scoring=False)
     m = parser.add_argument_group("model and losses")
     m.add_argument("--instructions", default="remove,recolour,relight,harmonise_paste,blur_background",
                    help="comma-separated instructions to learn (stored in the weights file)")
@@ -39,6 +40,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     m.add_argument("--embed-dim", type=int, default=32, help="instruction embedding size")
     m.add_argument("--norm", choices=("instance", "batch", "none"), default="instance", help="norm layers")
     m.add_argument("--d-width", type=int, default=32, help="PatchGAN width")
+    m.add_argument("--harmonise-transfer", action="store_true",
+                   help="harmonise_paste: the network sees the region after a mean/std colour transfer from a ring "
+                   "of context around it and learns what that leaves (stored in the model's config)")
+    m.add_argument("--init", default=None, metavar="FILE",
+                   help="fine-tune: start the generator from this edit model (its config replaces the width options "
+                   "above; --instructions and --harmonise-transfer still apply)")
     add_run_options(parser, steps=4000)
     parser.set_defaults(func=run)
     return parser
@@ -61,15 +68,23 @@ def prepare(args: argparse.Namespace):
     generator = EditConfig(
         base_channels=args.base_channels, downsamplings=args.downsamplings, blocks=args.blocks,
         embed_dim=args.embed_dim, norm=args.norm, instructions=parse_instructions(args.instructions),
+        harmonise_transfer=args.harmonise_transfer,
     )
+    if args.init:
+        import dataclasses
+
+        from models import weights
+
+        generator = dataclasses.replace(weights.load(args.init).config, harmonise_transfer=args.harmonise_transfer)
     settings = EditSettings(
         batch_size=args.batch_size, crop=args.crop, lr=args.lr, d_lr_ratio=args.d_lr_ratio,
         adv_weight=args.adv_weight, hole_weight=args.hole_weight,
         mask_kinds=tuple(k.strip() for k in args.mask_kinds.split(",") if k.strip()),
-        generator=generator, discriminator_width=args.d_width,
+        generator=generator, discriminator_width=args.d_width, init=args.init,
     )
     options = run_options(args)
-    data = load_images(args.data, min_side=32, max_side=args.max_side, holdout=args.holdout)
+    data = load_images(args.data, min_side=32, max_side=args.max_side, holdout=args.holdout,
+                       holdout_sources=args.holdout_sources)
     log.info("training on %d images from %s (%d skipped, %d held out)", len(data), args.data, len(data.skipped),
              len(data.held_out))
     return EditTask(settings, data), options
