@@ -224,6 +224,57 @@ def test_remove_with_an_inpainter_is_that_inpainters_fill_blended_by_mask_and_st
     assert not torch.allclose(edit(_model(), image, mask, "remove", context=0.3, working_size=32), filled, atol=1e-3)
 
 
+def test_match_to_ring_moves_the_region_onto_its_context_statistics():
+    from models.colour import match_to_ring
+
+    image = _photo(64, 64)
+    mask = torch.zeros(1, 1, 64, 64)
+    mask[..., 20:40, 16:44] = 1.0
+    perturbed = image * (1 - mask) + (image * 0.6 + 0.3) * mask
+    out = match_to_ring(perturbed, mask)
+    assert torch.equal(out[..., :16, :], perturbed[..., :16, :])  # outside the region: untouched
+    ring = masks.grow(mask, 4) - mask
+    region_mean = (out * mask).sum(dim=(-2, -1)) / mask.sum()
+    ring_mean = (perturbed * ring).sum(dim=(-2, -1)) / ring.sum()
+    assert torch.allclose(region_mean, ring_mean, atol=0.02)
+    assert torch.equal(match_to_ring(image, torch.zeros_like(mask)), image)  # no region: nothing to do
+
+
+def test_harmonise_transfer_models_see_the_transferred_region():
+    from models.colour import match_to_ring
+
+    config = EditConfig(base_channels=4, downsamplings=2, blocks=1, embed_dim=4, harmonise_transfer=True)
+    model = weights.LoadedModel(_perturbed(TINY).eval(), "edit", config, "edit")  # the same tensors
+    plain = weights.LoadedModel(model.module, "edit", TINY, "edit")
+    image, mask = _photo(64, 64), torch.zeros(1, 1, 64, 64)
+    mask[..., 20:40, 16:44] = 1.0
+    pasted = image * (1 - mask) + (image * 0.5 + 0.4) * mask
+    # the transfer happens before the network: the transferring model on the pasted image is the plain one on
+    # the image whose region was transferred (the window holds the whole ring, so the statistics agree)
+    want = edit(plain, match_to_ring(pasted, mask), mask, "harmonise_paste", working_size=None)
+    got = edit(model, pasted, mask, "harmonise_paste", working_size=None)
+    assert torch.allclose(got, want, atol=1e-5)
+    assert not torch.allclose(edit(plain, pasted, mask, "harmonise_paste", working_size=None), want, atol=1e-3)
+
+
+def test_evaluation_scores_st_lpips_over_the_region_box():
+    from models.edit.evaluate import evaluate_edits, untouched
+
+    seen = []
+
+    def distance(a, b):  # records what it is given; the real one is models.perceptual.stlpips
+        seen.append(a.shape[-2:])
+        return (a - b).abs().mean(dim=(1, 2, 3))
+
+    images = [(_photo(64, 64)[0] * 255).to(torch.uint8)] * 2
+    rows = evaluate_edits({"harmonise_paste": {"input": untouched, "mean/std": BASELINES["harmonise_paste"][1]},
+                           "blur_background": {"input": untouched}}, images, size=64, perceptual=distance)
+    assert [r.method for r in rows] == ["input", "mean/std", "input"]
+    assert all(r.stlpips_region is not None for r in rows)
+    assert rows[1].stlpips_region < rows[0].stlpips_region
+    assert all(32 <= min(s) and max(s) <= 64 for s in seen[:4]) and all(tuple(s) == (64, 64) for s in seen[-2:])
+
+
 def test_large_images_are_processed_at_the_working_size_but_keep_their_detail():
     model = _model()
     image = _photo(200, 260)

@@ -64,7 +64,7 @@ def test_instruction_list_parsing():
         parse_instructions("remove,remove")
 
 
-def test_cli_trains_then_evaluates(tmp_path, photos, capsys):
+def test_cli_trains_then_evaluates(tmp_path, photos, capsys, repo_root):
     out = tmp_path / "cli.safetensors"
     code = train_cli(["edit", "--data", str(photos), "--out", str(out), "--steps", "2", "--crop", "32",
                       "--batch-size", "2", "--base-channels", "4", "--blocks", "1", "--embed-dim", "2", "--d-width",
@@ -78,6 +78,23 @@ def test_cli_trains_then_evaluates(tmp_path, photos, capsys):
     assert "| blur_background | Gaussian blur |" in table and "| blur_background | input (untouched) |" in table
     report = json.loads((tmp_path / "r.json").read_text())
     assert len(report["rows"]) == 6 and report["settings"]["images"] == ["g0.png", "g1.png"]
+    # ST-LPIPS of every row: zero only where the method returns the target itself
+    distances = {(r["instruction"], r["method"]): r["stlpips_region"] for r in report["rows"]}
+    assert all(d is not None and d >= 0 for d in distances.values())
+    assert distances[("blur_background", "input (untouched)")] > distances[("blur_background", "Gaussian blur")]
+    # remove with an inpainting model, as GAN Edit removes, is a row of its own; the model must inpaint
+    remover = tmp_path / "remover.safetensors"
+    assert train_cli(["edit", "--data", str(photos), "--out", str(remover), "--steps", "1", "--crop", "32",
+                      "--batch-size", "2", "--base-channels", "4", "--blocks", "1", "--embed-dim", "2", "--d-width",
+                      "4", "--instructions", "remove", "--no-progress", "--threads", "1"]) == 0
+    inpainter = repo_root / "models" / "weights" / "context_encoder_anymask.safetensors"
+    code = train_cli(["evaluate-edit", "--model", str(remover), "--inpaint-model", str(inpainter), "--data",
+                      str(photos), "--holdout", "0", "--limit", "2", "--size", "64", "--no-stlpips"])
+    table = capsys.readouterr().out
+    assert code == 0 and "| remove | remover + context_encoder_anymask |" in table and "| remove | cv2 Telea |" in table
+    code = train_cli(["evaluate-edit", "--model", str(remover), "--inpaint-model", str(out), "--data", str(photos),
+                      "--holdout", "0", "--limit", "1", "--no-stlpips"])
+    assert code == 2 and "--inpaint-model needs a model for the 'inpaint' task" in capsys.readouterr().err
     code = train_cli(["evaluate-edit", "--model", str(out), "--data", str(photos), "--holdout", "0",
                       "--instructions", "relight"])
     assert code == 2 and "not 'relight'" in capsys.readouterr().err

@@ -7,7 +7,8 @@ seeded by (seed, instruction, image index): every method sees the same pairs, an
 pair whatever the number of images. A *method* maps a pair to an edited image [1,3,H,W]:
 
 * the model: `models.edit.edit` with the pair's mask, colour and amount (no reference: the pair's
-  input already holds the pasted region for `harmonise_paste`);
+  input already holds the pasted region for `harmonise_paste`); for `remove` also with an
+  inpainting model (`model_method(..., inpainter=...)`), as GAN Edit removes;
 * `input (untouched)`: the pair's input as it is;
 * the naive baseline of the instruction:
   - remove: OpenCV Telea inpainting (radius 3) of the region;
@@ -17,7 +18,9 @@ pair whatever the number of images. A *method* maps a pair to an edited image [1
   - blur_background: a plain Gaussian blur (the same sigma) outside the mask.
 
 Scores against the pair's target: PSNR over the region the instruction acts on (the mask, or its
-complement for blur_background), PSNR and SSIM over the whole image, and seconds per image.
+complement for blur_background), PSNR and SSIM over the whole image, seconds per image and, when a
+perceptual distance is given (`models.perceptual.stlpips`), ST-LPIPS over the region's bounding box
+(grown to at least 32 px a side; the whole image for blur_background).
 OpenCV is a test extra, imported lazily with a message that says how to install it.
 """
 
@@ -35,6 +38,7 @@ from torch import Tensor
 
 from .. import colour, metrics
 from ..archs.edit import INSTRUCTIONS, OUTSIDE_INSTRUCTIONS
+from ..inpaint.evaluate import hole_box
 from ..metrics import prepare_image
 from . import pairs as edit_pairs
 
@@ -53,12 +57,14 @@ class EditRow:
     ssim_image: float
     seconds_per_image: float
     per_image: dict[str, list[float]] = field(default_factory=dict)
+    stlpips_region: float | None = None  # mean ST-LPIPS over the region's box (None: not measured)
 
     def to_dict(self) -> dict[str, Any]:
         return {k: (str(v) if isinstance(v, float) and not math.isfinite(v) else v) for k, v in asdict(self).items()}
 
 
-def make_eval_pairs(images: Sequence[Tensor], instruction: str, size: int = 128, seed: int = 0) -> list:
+def make_eval_pairs(images: Sequence[Tensor], instruction: str, size: int = 128, seed: int = 0,
+                    resize: str = "lanczos") -> list:
     """The evaluation pairs of one instruction (see the module doc)."""
     if instruction not in INSTRUCTIONS:
         raise ValueError(f"unknown instruction {instruction!r}; known: {', '.join(INSTRUCTIONS)}")
@@ -67,7 +73,7 @@ def make_eval_pairs(images: Sequence[Tensor], instruction: str, size: int = 128,
         generator = torch.Generator().manual_seed(seed * 1_000_003 + INSTRUCTIONS.index(instruction) * 10_007 + i)
         kind = EVAL_MASK_KINDS[i % len(EVAL_MASK_KINDS)]
         mask = edit_pairs.draw_masks(1, size, (kind,), generator)
-        pairs.append(edit_pairs.make_pair(instruction, prepare_image(image, size), mask, generator))
+        pairs.append(edit_pairs.make_pair(instruction, prepare_image(image, size, resize), mask, generator))
     return pairs
 
 
@@ -79,8 +85,9 @@ def untouched(pair: edit_pairs.EditPair) -> Tensor:
     return pair.input
 
 
-def model_method(model: Any, instruction: str, *, device: torch.device | str | None = None) -> Method:
-    """`models.edit.edit` with the pair's mask, colour and amount."""
+def model_method(model: Any, instruction: str, *, device: torch.device | str | None = None,
+                 inpainter: Any = None) -> Method:
+    """`models.edit.edit` with the pair's mask, colour and amount (and, for remove, `inpainter`)."""
     from . import edit
 
     if getattr(model, "task", None) != "edit" or getattr(model, "arch", None) != "edit":
@@ -89,7 +96,8 @@ def model_method(model: Any, instruction: str, *, device: torch.device | str | N
 
     def run(pair: edit_pairs.EditPair) -> Tensor:
         colour = None if pair.colour is None else pair.colour[0]
-        return edit(model, pair.input, pair.mask, instruction, colour=colour, amount=pair.amount, device=device)
+        return edit(model, pair.input, pair.mask, instruction, colour=colour, amount=pair.amount, device=device,
+                    inpainter=inpainter)
 
     return run
 
@@ -167,8 +175,13 @@ def evaluate_edits(
     size: int = 128,
     seed: int = 0,
     progress: Callable[[int, int], None] | None = None,
+    perceptual: Callable[[Tensor, Tensor], Tensor] | None = None,
+    resize: str = "lanczos",
 ) -> list[EditRow]:
-    """Score `methods[instruction][name]` on the pairs of each instruction; rows by instruction, then method."""
+    """Score `methods[instruction][name]` on the pairs of each instruction; rows by instruction, then method.
+
+    `perceptual` (e.g. `models.perceptual.stlpips`) fills each row's ``stlpips_region``; `resize` is how
+    the images become `size` squares (`metrics.prepare_image`)."""
     if not images:
         raise ValueError("no images to evaluate on")
     if size < 16:
@@ -176,7 +189,7 @@ def evaluate_edits(
     total = sum(len(m) for m in methods.values()) * len(images)
     done, rows = 0, []
     for instruction, named in methods.items():
-        pairs = make_eval_pairs(images, instruction, size, seed)
+        pairs = make_eval_pairs(images, instruction, size, seed, resize)
         for name, method in named.items():
             method(pairs[0])  # warm-up, untimed
             values: dict[str, list[float]] = {"psnr_region": [], "psnr_image": [], "ssim_image": [], "seconds": []}
@@ -190,12 +203,17 @@ def evaluate_edits(
                 values["psnr_region"].append(float(metrics.psnr(pair.target, out, region)[0]))
                 values["psnr_image"].append(float(metrics.psnr(pair.target, out)[0]))
                 values["ssim_image"].append(float(metrics.ssim(pair.target, out)[0]))
+                if perceptual is not None:
+                    box = (..., slice(None), slice(None)) if instruction in OUTSIDE_INSTRUCTIONS else \
+                        (..., *hole_box(pair.mask))
+                    values.setdefault("stlpips_region", []).append(
+                        float(perceptual(out[box].clamp(0, 1), pair.target[box])[0]))
                 done += 1
                 if progress is not None:
                     progress(done, total)
             means = {k: _mean(v) for k, v in values.items()}
             rows.append(EditRow(instruction, name, len(pairs), means["psnr_region"], means["psnr_image"],
-                                means["ssim_image"], means["seconds"], values))
+                                means["ssim_image"], means["seconds"], values, means.get("stlpips_region")))
     return rows
 
 
@@ -206,11 +224,12 @@ def _mean(values: list[float]) -> float:
 
 def format_table(rows: Sequence[EditRow]) -> str:
     head = (
-        "| instruction | method | PSNR region dB ↑ | PSNR image dB ↑ | SSIM image ↑ | s / image |\n"
-        "|---|---|---:|---:|---:|---:|"
+        "| instruction | method | PSNR region dB ↑ | PSNR image dB ↑ | SSIM image ↑ | ST-LPIPS region ↓ | s / image |\n"
+        "|---|---|---:|---:|---:|---:|---:|"
     )
     lines = [head]
     for r in rows:
+        distance = "" if r.stlpips_region is None else f"{r.stlpips_region:.4f}"
         lines.append(f"| {r.instruction} | {r.method} | {r.psnr_region:.2f} | {r.psnr_image:.2f} | "
-                     f"{r.ssim_image:.4f} | {r.seconds_per_image:.4f} |")
+                     f"{r.ssim_image:.4f} | {distance} | {r.seconds_per_image:.4f} |")
     return "\n".join(lines)

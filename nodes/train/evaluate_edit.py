@@ -27,7 +27,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "baseline (remove: OpenCV Telea; recolour: HSV hue shift; relight: global gain; harmonise_paste: "
         "mean/std colour transfer from the context; blur_background: Gaussian blur outside the mask).",
     )
+    from .scoring import add_scoring_options
+
     parser.add_argument("--model", required=True, type=Path, help="edit weights file (.safetensors)")
+    parser.add_argument("--inpaint-model", type=Path, default=None, metavar="FILE",
+                        help="remove: also score the edit model removing with this inpainting model, as GAN Edit "
+                        "does (e.g. models/weights/context_encoder_anymask.safetensors)")
     parser.add_argument("--data", required=True, type=Path, help="folder of photos (searched recursively)")
     parser.add_argument("--holdout", type=float, default=0.1,
                         help="held-out fraction used in training (default 0.1); 0 scores all images")
@@ -39,6 +44,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--max-side", type=int, default=1024, help="downscale larger images to this on load")
     parser.add_argument("--json", type=Path, default=None, metavar="OUT.json", help="also write all numbers here")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
+    add_scoring_options(parser)
     parser.set_defaults(func=run)
     return parser
 
@@ -48,8 +54,10 @@ def run(args: argparse.Namespace) -> int:
 
     from models import weights
     from models.edit import evaluate as evaluate_edit
-    from models.train.data import load_images
+    from models.inpaint import ACCEPTS as INPAINT_ACCEPTS
     from models.train.edit import parse_instructions
+
+    from .scoring import held_out_images, perceptual_distance
 
     if args.size < 16:
         raise ValueError(f"--size must be >= 16, got {args.size}")
@@ -70,6 +78,11 @@ def run(args: argparse.Namespace) -> int:
             print(f"error: the remove baseline needs OpenCV ({exc}); pip install opencv-python-headless",
                   file=sys.stderr)
             return 2
+    try:
+        perceptual = perceptual_distance(args)
+    except FileNotFoundError as exc:
+        print(f"error: {exc} (or pass --no-stlpips)", file=sys.stderr)
+        return 2
     methods = {
         name: {
             args.model.stem: evaluate_edit.model_method(model, name, device="cpu"),
@@ -78,28 +91,33 @@ def run(args: argparse.Namespace) -> int:
         }
         for name in chosen
     }
-    data = load_images(args.data, min_side=32, max_side=args.max_side, holdout=args.holdout,
-                       use_held_out=args.holdout > 0)
+    if args.inpaint_model is not None and "remove" in chosen:
+        inpainter = weights.load(args.inpaint_model).expect(INPAINT_ACCEPTS, "--inpaint-model")
+        methods["remove"][f"{args.model.stem} + {args.inpaint_model.stem}"] = evaluate_edit.model_method(
+            model, "remove", device="cpu", inpainter=inpainter)
+    data, split = held_out_images(args)
     images, paths = data.images, data.paths
     if args.limit is not None:
         images, paths = images[: args.limit], paths[: args.limit]
-    split = "held-out split" if args.holdout > 0 else "all images"
     log.info("scoring %d images (%s of %s) x %d instructions at %d px", len(images), split, args.data,
              len(chosen), args.size)
-    rows = evaluate_edit.evaluate_edits(methods, images, size=args.size, seed=args.seed)
+    rows = evaluate_edit.evaluate_edits(methods, images, size=args.size, seed=args.seed, perceptual=perceptual,
+                                        resize=args.resize)
     table = evaluate_edit.format_table(rows)
     print(f"{len(images)} images ({split}, holdout {args.holdout}), {args.size} px, seed {args.seed}\n")
     print(table)
     if args.json is not None:
         report = {
             "settings": {
-                "data": str(args.data), "holdout": args.holdout, "split": split, "size": args.size,
+                "data": str(args.data), "holdout": args.holdout, "holdout_sources": list(args.holdout_sources),
+                "split": split, "size": args.size, "resize": args.resize,
                 "seed": args.seed, "limit": args.limit, "max_side": args.max_side, "instructions": list(chosen),
                 "threads": torch.get_num_threads(), "torch": torch.__version__,
                 "python": platform.python_version(),
                 "images": [p.relative_to(data.root).as_posix() for p in paths],
             },
             "model": {"file": args.model.name, "config": repr(model.config), "provenance": model.provenance},
+            "inpaint_model": None if args.inpaint_model is None else args.inpaint_model.name,
             "rows": [row.to_dict() for row in rows],
             "table": table,
         }
