@@ -13,6 +13,12 @@ Every function returns one value per batch item, a float64 tensor [B] on the ima
   data_range=1, channel_axis=-1)``: the SSIM map averaged over the image without its 5 px border,
   per channel, then over channels. With a mask it is the mask-weighted mean of the channel-averaged
   SSIM map, border included (a hole may touch the edge).
+* `chroma_psnr`: PSNR over the two BT.601 colour-difference planes Cb = 0.564 (B - Y) and
+  Cr = 0.713 (R - Y) (data range 1): how right the colours are, whatever the luminance; a grey
+  image has Cb = Cr = 0. `luma_ssim`: SSIM of the BT.601 luma Y alone.
+* `colourfulness`: Hasler & Süsstrunk (2003), M = sqrt(var rg + var yb) + 0.3 sqrt(mean rg^2 +
+  mean yb^2) with rg = R - G, yb = (R + G) / 2 - B on the 0..255 scale (over the mask's pixels when
+  given): 0 for grey, ~15 "slightly", ~33 "moderately", ~59 "quite", ~82 "highly colourful".
 * `l1_percent`, `l2_percent`: mean absolute and mean squared error x 100, the numbers of the
   Context Encoder paper's Table 1 (Pathak et al. 2016, "Mean L1 Loss" / "Mean L2 Loss", computed
   over the hole of images in [0, 1]).
@@ -33,7 +39,8 @@ from torch import Tensor
 
 from . import layout
 
-__all__ = ["SSIM_K1", "SSIM_K2", "SSIM_SIGMA", "SSIM_TRUNCATE", "l1_percent", "l2_percent", "psnr", "ssim", "ssim_map"]
+__all__ = ["SSIM_K1", "SSIM_K2", "SSIM_SIGMA", "SSIM_TRUNCATE", "chroma_psnr", "colourfulness", "l1_percent",
+           "l2_percent", "luma_ssim", "psnr", "ssim", "ssim_map"]
 
 SSIM_SIGMA = 1.5
 SSIM_TRUNCATE = 3.5
@@ -87,7 +94,10 @@ def psnr(a: Tensor, b: Tensor, mask: Tensor | None = None, data_range: float = 1
     if not (isinstance(data_range, int | float) and math.isfinite(data_range) and data_range > 0):
         raise ValueError(f"data_range must be a positive number, got {data_range!r}")
     a, b, mask = _check_pair(a, b, mask)
-    mse = _masked_mean((a - b).square(), mask)
+    return _psnr_of_mse(_masked_mean((a - b).square(), mask), data_range)
+
+
+def _psnr_of_mse(mse: Tensor, data_range: float = 1.0) -> Tensor:
     out = torch.full_like(mse, math.inf)
     nonzero = mse > 0
     out[nonzero] = 10.0 * torch.log10(data_range**2 / mse[nonzero])
@@ -146,6 +156,50 @@ def ssim(a: Tensor, b: Tensor, mask: Tensor | None = None) -> Tensor:
         r = _SSIM_RADIUS
         return s[..., r:-r, r:-r].flatten(2).mean(dim=2).mean(dim=1)
     return _masked_mean(s.mean(dim=1, keepdim=True), mask)
+
+
+_LUMA = (0.299, 0.587, 0.114)
+
+
+def _luma(image: Tensor) -> Tensor:
+    r, g, b = image.unbind(dim=1)
+    return (_LUMA[0] * r + _LUMA[1] * g + _LUMA[2] * b).unsqueeze(1)
+
+
+def _chroma(image: Tensor) -> Tensor:
+    """BT.601 Cb, Cr (zero-centred) of RGB images [B, 3, H, W] -> [B, 2, H, W]."""
+    if image.shape[1] != 3:
+        raise ValueError(f"expected RGB images [B, 3, H, W], got {tuple(image.shape)}")
+    y = _luma(image)
+    return torch.cat([0.564 * (image[:, 2:3] - y), 0.713 * (image[:, 0:1] - y)], dim=1)
+
+
+def chroma_psnr(a: Tensor, b: Tensor, mask: Tensor | None = None) -> Tensor:
+    """PSNR in dB over the Cb, Cr planes (see the module doc); ``inf`` when the colours are equal."""
+    a, b, mask = _check_pair(a, b, mask)
+    return _psnr_of_mse(_masked_mean((_chroma(a) - _chroma(b)).square(), mask))
+
+
+def luma_ssim(a: Tensor, b: Tensor, mask: Tensor | None = None) -> Tensor:
+    """SSIM of the BT.601 luma only: 1 when the luminance is the same, whatever the colours."""
+    a, b, mask = _check_pair(a, b, mask)
+    if a.shape[1] != 3:
+        raise ValueError(f"expected RGB images [B, 3, H, W], got {tuple(a.shape)}")
+    return ssim(_luma(a), _luma(b), mask)
+
+
+def colourfulness(image: Tensor, mask: Tensor | None = None) -> Tensor:
+    """Hasler-Süsstrunk colourfulness M per item on the 0..255 scale (see the module doc)."""
+    if image.dim() != 4 or image.shape[1] != 3:
+        raise ValueError(f"expected RGB images [B, 3, H, W], got {tuple(image.shape)}")
+    x, _, mask = _check_pair(image, image, mask)
+    x = x * 255.0
+    rg = (x[:, 0] - x[:, 1]).unsqueeze(1)
+    yb = (0.5 * (x[:, 0] + x[:, 1]) - x[:, 2]).unsqueeze(1)
+    mean_rg, mean_yb = _masked_mean(rg, mask), _masked_mean(yb, mask)
+    var_rg = _masked_mean((rg - mean_rg.view(-1, 1, 1, 1)).square(), mask)
+    var_yb = _masked_mean((yb - mean_yb.view(-1, 1, 1, 1)).square(), mask)
+    return (var_rg + var_yb).sqrt() + 0.3 * (mean_rg.square() + mean_yb.square()).sqrt()
 
 
 RESIZE_MODES = ("lanczos", "bilinear", "crop")

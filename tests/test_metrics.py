@@ -144,3 +144,56 @@ def test_bad_inputs_are_refused_with_what_arrived() -> None:
         metrics.ssim(a[..., :10, :], b[..., :10, :])
     with pytest.raises(ValueError, match="data_range"):
         metrics.psnr(a, b, data_range=0)
+
+
+# -- colour-aware scores -------------------------------------------------------------------------
+
+
+def numpy_colourfulness(image: torch.Tensor) -> float:
+    """Hasler & Süsstrunk (2003) written out in numpy, on the 0..255 scale."""
+    r, g, b = (image[0].double().numpy() * 255.0)
+    rg, yb = r - g, 0.5 * (r + g) - b
+    return math.sqrt(rg.std() ** 2 + yb.std() ** 2) + 0.3 * math.sqrt(rg.mean() ** 2 + yb.mean() ** 2)
+
+
+def numpy_chroma_psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    def cbcr(x):
+        r, g, bl = x[0].double().numpy()
+        y = 0.299 * r + 0.587 * g + 0.114 * bl
+        return np.stack([0.564 * (bl - y), 0.713 * (r - y)])
+
+    return 10 * math.log10(1.0 / np.mean((cbcr(a) - cbcr(b)) ** 2))
+
+
+def test_colourfulness_matches_the_formula_and_is_zero_for_grey() -> None:
+    photo, other = real_pair()
+    assert float(metrics.colourfulness(photo)[0]) == pytest.approx(numpy_colourfulness(photo), rel=TOL)
+    assert float(metrics.colourfulness(other)[0]) == pytest.approx(numpy_colourfulness(other), rel=TOL)
+    grey = photo.mean(dim=1, keepdim=True).expand(-1, 3, -1, -1)
+    assert float(metrics.colourfulness(grey)[0]) == 0.0
+    assert float(metrics.colourfulness(photo)[0]) > 20  # the astronaut's flag and suit are colourful
+
+
+def test_masked_colourfulness_is_the_colourfulness_of_the_selected_pixels() -> None:
+    photo, _ = real_pair()
+    mask = torch.zeros(1, 1, *photo.shape[-2:])
+    mask[..., :, :40] = 1
+    whole = metrics.colourfulness(photo[..., :, :40])
+    assert float(metrics.colourfulness(photo, mask)[0]) == pytest.approx(float(whole[0]), rel=1e-9)
+
+
+def test_chroma_psnr_sees_colours_only_and_luma_ssim_luminance_only() -> None:
+    photo, other = real_pair()
+    assert float(metrics.chroma_psnr(photo, other)[0]) == pytest.approx(numpy_chroma_psnr(photo, other), rel=TOL)
+    assert metrics.chroma_psnr(photo, photo)[0] == math.inf
+    # the same colours on another luminance: chroma PSNR is perfect, luma SSIM is not
+    y = 0.299 * photo[:, 0] + 0.587 * photo[:, 1] + 0.114 * photo[:, 2]
+    shifted = (photo - y[:, None] + (0.5 * y[:, None] + 0.25)).clamp(0, 1)
+    assert float(metrics.chroma_psnr(shifted, photo)[0]) > 45
+    assert float(metrics.luma_ssim(shifted, photo)[0]) < 0.95
+    # the photo's luminance without its colours: luma SSIM is 1, chroma PSNR is finite and low
+    grey = y[:, None].expand(-1, 3, -1, -1)
+    assert float(metrics.luma_ssim(grey, photo)[0]) == pytest.approx(1.0, abs=1e-12)
+    assert float(metrics.chroma_psnr(grey, photo)[0]) < 30
+    with pytest.raises(ValueError, match="RGB"):
+        metrics.luma_ssim(grey[:, :1], photo[:, :1])

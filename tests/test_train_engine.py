@@ -149,6 +149,18 @@ def test_bf16_autocast_trains_on_cpu(tmp_path):
     assert all(torch.isfinite(v).all() for v in _weights(out).values() if v.is_floating_point())
 
 
+@pytest.mark.parametrize("native", [False, True])
+def test_bf16_on_a_cpu_without_bf16_kernels_warns(tmp_path, monkeypatch, caplog, native):
+    from models.train import engine
+
+    monkeypatch.setattr(engine, "cpu_has_native_bf16", lambda: native)
+    with caplog.at_level("WARNING", logger=engine.__name__):
+        Trainer(ToyTask(), _options(tmp_path, steps=1, precision="bf16"))
+    warned = [r for r in caplog.records if "native bf16" in r.getMessage()]
+    assert bool(warned) is not native
+    assert not warned or "--precision fp32" in warned[0].getMessage()
+
+
 @pytest.mark.parametrize(
     "kw, match",
     [

@@ -264,6 +264,13 @@ def test_evaluate_translation_scores_methods_against_the_photo(photos):
     assert by_name["oracle"].psnr == float("inf") and by_name["oracle"].ssim == pytest.approx(1.0)
     grey_psnr = by_name["input"].per_image["psnr"]
     assert len(grey_psnr) == 6 and 5 < min(grey_psnr) < 60
+    assert by_name["oracle"].colourfulness_error == 0.0 and by_name["oracle"].chroma_psnr == float("inf")
+    # the grey guess: the photo's own luminance, no colour at all
+    grey = by_name["input"]
+    assert grey.luma_ssim == pytest.approx(1.0, abs=1e-6) and 10 < grey.chroma_psnr < 60
+    targets = [metrics.prepare_image(image, 64) for image in images]
+    truth = float(torch.cat([metrics.colourfulness(t) for t in targets]).mean())
+    assert grey.colourfulness_error == pytest.approx(truth)
     assert "| input | 6 |" in evaluate_translate.format_table(rows)
     assert json.dumps([r.to_dict() for r in rows])  # JSON-able, inf included
 

@@ -51,6 +51,15 @@ PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 CHECKPOINT_VERSION = 1
 
 
+def cpu_has_native_bf16() -> bool:
+    """Whether oneDNN has bf16 convolution kernels on this CPU (AVX512-BF16 / AMX); without them bf16 autocast
+    on the CPU is much slower than fp32."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
 @dataclass(frozen=True)
 class Export:
     """What a task hands to `weights.save()` at the end of a run."""
@@ -325,6 +334,10 @@ class Trainer:
         self.task, self.options = task, options
         self.dist, self.device = _init_distributed(options.device)
         self.amp_dtype = PRECISIONS[options.precision]
+        if self.amp_dtype == torch.bfloat16 and self.device.type == "cpu" and not cpu_has_native_bf16():
+            log.warning("--precision bf16 on a CPU without native bf16 kernels (capability %s): convolutions fall "
+                        "back to slow reference code, often 10-30x slower than fp32; use --precision fp32 here",
+                        torch.backends.cpu.get_cpu_capability())
         torch.manual_seed(options.seed)  # same initial weights on every rank
         self.plain = {k: v.to(self.device) for k, v in task.networks().items()}
         self.nets = dict(self.plain)

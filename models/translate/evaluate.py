@@ -4,8 +4,11 @@ Each photo is centre-cropped to a square and resized to ``size`` (`models.metric
 that is the target B. A is made from it by a `models.translate.pairs` maker (``colorize``: the luma in three
 channels; ``edges2photo``: the edge drawing). A *method* is any function ``method(A) -> B_hat`` on
 one item ([1,3,H,W] in [0,1]); every method gets the same inputs. Reported per method, as means over
-the images: PSNR and SSIM of B_hat against B (`models.metrics`) and seconds per image (the call
-only; each method first runs once, untimed, on the first image).
+the images: PSNR and SSIM of B_hat against B (`models.metrics`), and the colour-aware scores
+`models.metrics.chroma_psnr` (PSNR of the Cb, Cr planes), `luma_ssim` (SSIM of the luma alone: 1 when
+the luminance is the target's) and the colourfulness error |M(B_hat) - M(B)| (Hasler-Süsstrunk M,
+0..255 scale; a grey guess scores M(B)), and seconds per image (the call only; each method first
+runs once, untimed, on the first image).
 
 The trivial baseline is ``input``: B_hat = A. For colourisation it is the greyscale photo, the bar a
 colouriser must clear (PSNR counts every channel, so a grey guess already scores well). Photos that
@@ -29,10 +32,11 @@ from .. import metrics
 from ..metrics import prepare_image
 from . import pairs
 
-__all__ = ["GREY_TOLERANCE", "Method", "Row", "evaluate_translation", "format_table", "input_baseline", "is_grey",
-           "model_method"]
+__all__ = ["GREY_TOLERANCE", "SCORES", "Method", "Row", "evaluate_translation", "format_table", "input_baseline",
+           "is_grey", "model_method"]
 
 GREY_TOLERANCE = 2 / 255
+SCORES = ("psnr", "ssim", "chroma_psnr", "luma_ssim", "colourfulness_error")
 Method = Callable[[Tensor], Tensor]
 """method(A [1,3,H,W] in [0,1]) -> B_hat [1,3,H,W] in [0,1]."""
 
@@ -46,13 +50,16 @@ class Row:
     skipped_grey: int
     psnr: float
     ssim: float
+    chroma_psnr: float
+    luma_ssim: float
+    colourfulness_error: float
     seconds_per_image: float
     per_image: dict[str, list[float]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """The row as plain JSON-able data (non-finite numbers as the strings "inf" / "nan")."""
         out = asdict(self)
-        for key in ("psnr", "ssim", "seconds_per_image"):
+        for key in ("psnr", "ssim", "chroma_psnr", "luma_ssim", "colourfulness_error", "seconds_per_image"):
             if not math.isfinite(out[key]):
                 out[key] = str(out[key])
         out["per_image"] = {k: [v if math.isfinite(v) else str(v) for v in vs] for k, vs in out["per_image"].items()}
@@ -111,7 +118,7 @@ def evaluate_translation(
     total, done, rows = len(methods) * len(targets), 0, []
     for name, method in methods.items():
         method(inputs[0])  # warm-up, untimed
-        values: dict[str, list[float]] = {"psnr": [], "ssim": [], "seconds": []}
+        values: dict[str, list[float]] = {k: [] for k in SCORES + ("seconds",)}
         for a, b in zip(inputs, targets, strict=True):
             start = time.perf_counter()
             out = method(a)
@@ -122,24 +129,30 @@ def evaluate_translation(
             out = out.float().to(b.device)
             values["psnr"].append(float(metrics.psnr(out, b)[0]))
             values["ssim"].append(float(metrics.ssim(out, b)[0]))
+            values["chroma_psnr"].append(float(metrics.chroma_psnr(out, b)[0]))
+            values["luma_ssim"].append(float(metrics.luma_ssim(out, b)[0]))
+            colourfulness_error = (metrics.colourfulness(out) - metrics.colourfulness(b)).abs()
+            values["colourfulness_error"].append(float(colourfulness_error[0]))
             done += 1
             if progress is not None:
                 progress(done, total)
-        rows.append(Row(method=name, images=len(targets), skipped_grey=skipped, psnr=float(np.mean(values["psnr"])),
-                        ssim=float(np.mean(values["ssim"])), seconds_per_image=float(np.mean(values["seconds"])),
-                        per_image=values))
+        means = {k: float(np.mean(values[k])) for k in SCORES}
+        rows.append(Row(method=name, images=len(targets), skipped_grey=skipped, **means,
+                        seconds_per_image=float(np.mean(values["seconds"])), per_image=values))
     return rows
 
 
 def format_table(rows: Sequence[Row]) -> str:
     """The rows as a markdown table (one line per method)."""
-    lines = ["| method | images | PSNR dB ↑ | SSIM ↑ | PSNR wins vs input | s / image |",
-             "|---|---:|---:|---:|---:|---:|"]
+    lines = ["| method | images | PSNR dB ↑ | SSIM ↑ | chroma PSNR dB ↑ | luma SSIM ↑ | colourfulness error ↓ "
+             "| PSNR wins vs input | s / image |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     baseline = next((r for r in rows if r.method == "input"), None)
     for r in rows:
         wins = "-"
         if baseline is not None and r is not baseline:
             wins = f"{sum(a > b for a, b in zip(r.per_image['psnr'], baseline.per_image['psnr'], strict=True))}"
             wins += f" / {r.images}"
-        lines.append(f"| {r.method} | {r.images} | {r.psnr:.2f} | {r.ssim:.4f} | {wins} | {r.seconds_per_image:.4f} |")
+        lines.append(f"| {r.method} | {r.images} | {r.psnr:.2f} | {r.ssim:.4f} | {r.chroma_psnr:.2f} | "
+                     f"{r.luma_ssim:.4f} | {r.colourfulness_error:.2f} | {wins} | {r.seconds_per_image:.4f} |")
     return "\n".join(lines)

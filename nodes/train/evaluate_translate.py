@@ -1,7 +1,8 @@
 """`python -m nodes.train evaluate-translate`: score translate models on synthetic pairs of held-out photos.
 
-Prints a markdown table (PSNR, SSIM, seconds per image per method; see `models.translate.evaluate`)
-and, with --json, writes every number and the settings.
+Prints a markdown table (PSNR, SSIM, chroma PSNR, luma SSIM, colourfulness error and seconds per
+image per method; see `models.translate.evaluate`) and, with --json, writes every number and the
+settings.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ log = logging.getLogger(__name__)
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     from models.translate.pairs import KINDS
 
+    from .run_options import add_source_holdout
+
     parser = subparsers.add_parser(
         "evaluate-translate",
         help="score translate models (e.g. colourisation) on synthetic pairs of the held-out photos",
@@ -29,13 +32,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--synthetic", choices=KINDS, default="colorize",
                         help="how the pairs are made from the photos (default colorize)")
     parser.add_argument("--holdout", type=float, default=0.1,
-                        help="held-out fraction used in training (default 0.1); 0 scores every photo")
+                        help="held-out fraction used in training (default 0.1); 0 scores every photo (or, with "
+                        "--holdout-sources, only those sources)")
     parser.add_argument("--model", action="extend", nargs="+", default=[], metavar="FILE",
                         help="translate weights file(s) (.safetensors of ours, or a convertible .pth)")
     parser.add_argument("--size", type=int, default=256, help="square evaluation size in px (default 256)")
     parser.add_argument("--limit", type=int, default=None, help="score only the first N photos")
     parser.add_argument("--max-side", type=int, default=1024, help="downscale larger images to this on load")
     parser.add_argument("--json", type=Path, default=None, metavar="OUT.json", help="also write all numbers here")
+    add_source_holdout(parser, scoring=True)
     parser.add_argument("--keep-luminance", action="store_true",
                         help="also score each model with the input's luminance kept (only its colours used)")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
@@ -45,8 +50,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 def run(args: argparse.Namespace) -> int:
     from models import weights
-    from models.train.data import load_images
     from models.translate import evaluate as evaluate_translate
+
+    from .scoring import held_out_images
 
     if args.limit is not None and args.limit < 1:
         raise ValueError(f"--limit must be >= 1, got {args.limit}")
@@ -60,10 +66,8 @@ def run(args: argparse.Namespace) -> int:
         if args.keep_luminance:
             methods[f"{name}, input luminance kept"] = evaluate_translate.model_method(model, keep_luminance=True)
     methods["input"] = evaluate_translate.input_baseline
-    data = load_images(args.data, min_side=32, max_side=args.max_side, holdout=args.holdout,
-                       use_held_out=args.holdout > 0)
+    data, split = held_out_images(args)
     images = data.images[: args.limit] if args.limit else data.images
-    split = "held-out split" if args.holdout > 0 else "all images"
     log.info("scoring %d photos (%s of %s) with %d methods at %d px", len(images), split, args.data, len(methods),
              args.size)
     rows = evaluate_translate.evaluate_translation(methods, images, args.synthetic, size=args.size)
@@ -73,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json is not None:
         report = {
             "settings": {"data": str(args.data), "synthetic": args.synthetic, "holdout": args.holdout,
+                         "holdout_sources": list(args.holdout_sources),
                          "size": args.size, "images": [p.name for p in data.paths[: len(images)]]},
             "rows": [r.to_dict() for r in rows],
         }

@@ -18,7 +18,8 @@ def add_run_options(parser: argparse.ArgumentParser, *, steps: int, checkpoint_e
     g.add_argument("--log-every", type=int, default=10, help="steps between metric rows")
     g.add_argument("--metrics", choices=("jsonl", "csv"), default="jsonl", help="metrics file format")
     g.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
-                   help="autocast precision (bf16 also speeds up CPUs with AVX512-BF16; fp16 is for CUDA)")
+                   help="autocast precision: bf16 speeds up CUDA and CPUs with AVX512-BF16 or AMX but is much slower "
+                   "than fp32 on other CPUs (the run warns); fp16 is for CUDA")
     g.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="compute device")
     g.add_argument("--decay-from", type=float, default=1.0,
                    help="fraction of the run after which learning rates fall linearly to zero (1 = never)")
