@@ -51,8 +51,9 @@ class ClassicalFill(io.ComfyNode):
             node_id="GanEditClassicalFill",
             display_name="Classical Fill",
             category=schema.CATEGORY,
-            description="Fill the masked holes without a model: the mean colour, a smooth push-pull blur, or the "
-            "harmonic (Laplace) fill. A pre-fill for a network or a baseline; pixels outside the hole are kept.",
+            description="Fill the masked holes without a model: the mean colour, a smooth push-pull blur, the "
+            "harmonic (Laplace) fill, or texture copied from around the hole (PatchMatch-style patch synthesis). A "
+            "pre-fill for a network or a baseline; pixels outside the hole are kept.",
             inputs=[
                 io.Image.Input("image", tooltip="Images to fill."),
                 io.Mask.Input("mask", tooltip="1 = hole. Values > 0.5 are filled, the rest kept exactly. Batch 1 (used "
@@ -60,8 +61,10 @@ class ClassicalFill(io.ComfyNode):
                 io.Combo.Input("method", options=list(classical.METHODS), default="blur",
                                tooltip="mean: the mean colour of the known pixels; blur: a smooth blend of the "
                                "colours around the hole (instant); harmonic: the smoothest fill matching the hole's "
-                               "edge, the best of the three, but slow on big holes (on one CPU thread about 0.7 s for "
-                               "a 256 px hole, 2 s for 512 px, 20 s for 1024 px)."),
+                               "edge, the best PSNR of these, but slow on big holes (on one CPU thread about 0.7 s for "
+                               "a 256 px hole, 2 s for 512 px, 20 s for 1024 px); patch: copies texture from the "
+                               "surroundings (sharp, not smooth: grass stays grass; it can copy the wrong thing into "
+                               "a big hole), a few seconds per 128 px hole on a CPU."),
                 schema.mismatch_input(),
             ],
             outputs=[schema.image_output("The images with their holes filled.")],

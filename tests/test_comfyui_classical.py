@@ -79,3 +79,23 @@ def test_mismatched_mask_is_a_clear_error_and_the_next_prompt_runs(server, tmp_p
         _run(server, _graph(mask=solid), tmp_path / "bad")
     out = _run(server, _graph("blur"), tmp_path / "ok")
     assert out["7"].shape == (400, 600, 3)
+
+
+def test_patch_fill_copies_texture_where_harmonic_is_smooth(server, tmp_path):
+    def photo_graph(method):
+        graph = _graph(method)
+        graph["2"]["inputs"]["image"] = ["1", 0]  # the photo itself, with its texture (no 3x2 smoothing)
+        return graph
+
+    patch = _run(server, photo_graph("patch"), tmp_path / "p")
+    harmonic = _run(server, photo_graph("harmonic"), tmp_path / "h")["7"]
+    filled, original = patch["7"], patch["8"]
+    outside = np.ones(original.shape[:2], bool)
+    outside[HOLE] = False
+    assert np.array_equal(filled[outside], original[outside])
+
+    def detail(image):  # mean absolute horizontal step inside the hole
+        return np.abs(np.diff(image[HOLE], axis=1)).mean()
+
+    assert detail(harmonic) < 0.3 * detail(original)  # diffusion is smooth
+    assert detail(filled) > 0.5 * detail(original)  # the copy has the photo's texture

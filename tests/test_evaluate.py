@@ -206,7 +206,7 @@ def test_cli_scores_all_images_with_holdout_zero_and_writes_json(
     assert report["settings"]["images"] == ["p0.png", "p1.png"]
     assert report["settings"]["mask_kinds"] == ["center", "blocks"]
     assert {r["method"] for r in report["rows"]} == {"cv2 Telea", "cv2 Navier-Stokes", "skimage biharmonic",
-                                                     "torch harmonic", "torch blur", "mean colour"}
+                                                     "torch harmonic", "torch blur", "torch patch", "mean colour"}
 
 
 def test_cli_refuses_a_model_of_the_wrong_task(

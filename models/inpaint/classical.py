@@ -15,6 +15,11 @@ fill from). Methods:
   2x2 restriction to the cells whose four children are all unknown, bilinear
   prolongation) started from the ``blur`` fill, on the hole's bounding box
   plus 1 px, until a cycle changes no value by more than `HARMONIC_TOLERANCE`.
+* ``patch``: texture copied from the known part of the image, coarse to fine, with a PatchMatch
+  search and weighted patch voting, started from ``harmonic`` at the coarsest level
+  (`models.inpaint.patchmatch`): sharp where the image repeats, where diffusion fills are smooth.
+  It works on the hole's bounding box grown by `PATCH_CONTEXT` x its size on each side, so the cost
+  follows the hole, not the image.
 """
 
 from __future__ import annotations
@@ -27,10 +32,12 @@ from torch import Tensor
 
 from .. import layout
 
-METHODS = ("mean", "blur", "harmonic")
+METHODS = ("mean", "blur", "harmonic", "patch")
 HARMONIC_TOLERANCE = 1e-5
 """The V-cycles stop once one changes no pixel by more than this (in [0, 1] units)."""
 MAX_CYCLES = 300
+PATCH_CONTEXT = 1.0
+"""``patch`` copies from the hole's bounding box grown by this x its longer side (at least 64 px) on each side."""
 _COARSEST = 4
 _SMOOTH = 2
 
@@ -160,4 +167,19 @@ def _harmonic(image: Tensor, hole: Tensor) -> Tensor:
     return out
 
 
-_FILLS = {"mean": _mean, "blur": _blur, "harmonic": _harmonic}
+def _patch(image: Tensor, hole: Tensor) -> Tensor:
+    """`patchmatch.patch_fill` on the hole's box grown by PATCH_CONTEXT x its size (at least 64 px) a side."""
+    from .patchmatch import patch_fill
+
+    h, w = image.shape[-2:]
+    rows, cols = hole[0, 0].any(dim=1).nonzero().flatten(), hole[0, 0].any(dim=0).nonzero().flatten()
+    grow = max(64, int(PATCH_CONTEXT * max(int(rows[-1] - rows[0]), int(cols[-1] - cols[0])) + 1))
+    y0, y1 = max(int(rows[0]) - grow, 0), min(int(rows[-1]) + 1 + grow, h)
+    x0, x1 = max(int(cols[0]) - grow, 0), min(int(cols[-1]) + 1 + grow, w)
+    out = image.clone()
+    out[..., y0:y1, x0:x1] = patch_fill(image[..., y0:y1, x0:x1].float(), hole[..., y0:y1, x0:x1], _harmonic).to(
+        image.dtype)
+    return out
+
+
+_FILLS = {"mean": _mean, "blur": _blur, "harmonic": _harmonic, "patch": _patch}

@@ -176,10 +176,10 @@ def classical_fills() -> dict[str, Fill]:
 
 
 def torch_fills() -> dict[str, Fill]:
-    """The pack's own classical fills (`models.inpaint.classical`): harmonic and push-pull blur, no extras needed."""
+    """The pack's own classical fills (`models.inpaint.classical`): harmonic, push-pull blur and patch, no extras."""
     from . import classical
 
-    return {f"torch {method}": partial(classical.fill, method=method) for method in ("harmonic", "blur")}
+    return {f"torch {method}": partial(classical.fill, method=method) for method in ("harmonic", "blur", "patch")}
 
 
 def model_fill(model: Any, *, device: torch.device | str | None = None, dtype: torch.dtype = torch.float32) -> Fill:
