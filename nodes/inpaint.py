@@ -30,13 +30,17 @@ class GanInpaint(io.ComfyNode):
                 io.Boolean.Input("colour_match", default=False,
                                  tooltip="Shift the fill's colour to match the pixels around the hole."),
                 schema.mismatch_input(),
+                io.Float.Input("texture", default=0.0, min=0.0, max=1.0, step=0.05, optional=True,
+                               tooltip="Add the fine detail of a patch fill (texture copied from around the hole) to "
+                               "the model's fill: 0 = the model's fill as it is, 1 = all of the copied grain. Makes "
+                               "smooth fills look like the photo; costs a few seconds per 256 px hole on a CPU."),
             ],
             outputs=[schema.image_output("The images with their holes filled.")],
         )
 
     @classmethod
     def execute(
-        cls, image, mask, model, feather, context, working_size, colour_match, mask_size_mismatch
+        cls, image, mask, model, feather, context, working_size, colour_match, mask_size_mismatch, texture=0.0
     ) -> io.NodeOutput:
         model.loaded.expect(inpaint.ACCEPTS, "GAN Inpaint")
         core_image = schema.core_image(image, "GAN Inpaint")
@@ -45,6 +49,7 @@ class GanInpaint(io.ComfyNode):
         filled = inpaint.inpaint(
             model.loaded, core_image, core_mask, device=device, progress=comfy.progress(core_image.shape[0]),
             feather=feather, context=context, working_size=working_size, colour_match=colour_match,
+            texture=texture,
         )
         return schema.image_result(filled)
 

@@ -131,3 +131,24 @@ def test_widget_bounds_are_the_cores(server):
     for node in ("GanEditEdit", "GanEditEnhance", "GanEditStylize"):
         strength = info[node]["input"]["required"]["strength"][1]
         assert (strength["min"], strength["max"]) == (STRENGTH.low, STRENGTH.high)
+
+
+def test_texture_sharpens_the_fill_and_old_prompts_without_it_still_run(server, tmp_path):
+    from models.ranges import STRENGTH
+
+    texture = server.client.object_info()["GanEditInpaint"]["input"]["optional"]["texture"][1]
+    assert texture["tooltip"] and (texture["min"], texture["max"], texture["default"]) == (
+        STRENGTH.low, STRENGTH.high, 0.0)
+    plain = _run(server, _graph(), tmp_path / "plain")  # a prompt from before the option: no texture key
+    graph = _graph()
+    graph["5"]["inputs"]["texture"] = 1.0
+    textured = _run(server, graph, tmp_path / "textured")
+    original = plain["7"][0].astype(float)
+    hole = np.zeros((400, 600), bool)
+    hole[100:220, 200:350] = True
+    assert np.array_equal(textured["6"][0][~hole], plain["6"][0][~hole])
+
+    def detail(image):  # mean absolute horizontal step inside the hole
+        return np.abs(np.diff(image.astype(float)[hole].reshape(120, 150, 3), axis=1)).mean()
+
+    assert detail(plain["6"][0]) < 0.5 * detail(original) < detail(textured["6"][0]) - detail(plain["6"][0])

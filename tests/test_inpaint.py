@@ -225,3 +225,36 @@ def test_working_size_downscales_big_crops_but_keeps_known_pixels():
     assert torch.equal(small[keep], image[keep]) and not torch.equal(small, full)
     with pytest.raises(ValueError, match=r"working_size must be in \[32, 8192\] px"):
         inpaint(model, image, mask, working_size=8)
+
+
+def _striped(h: int = 96, w: int = 96) -> torch.Tensor:
+    """Vertical stripes, 2 px on / 2 px off: all of the picture's detail is fine detail."""
+    on = ((torch.arange(w) // 2) % 2).float().expand(h, w)
+    return torch.stack([0.2 + 0.6 * on, 0.5 + 0.3 * on, 0.7 - 0.4 * on])[None]
+
+
+def test_texture_adds_the_copied_fine_detail_inside_the_hole_only():
+    image = _striped()
+    mask = masks.box_mask(96, 96, 1, 30, 30, 36, 36)
+    flat = _constant_model((0.5, 0.5, 0.5))
+    plain = inpaint(flat, image, mask)
+    assert torch.equal(inpaint(flat, image, mask, texture=0.0), plain)
+    textured = inpaint(flat, image, mask, texture=1.0)
+    keep = (mask == 0).expand_as(image)
+    assert torch.equal(textured[keep], image[keep])
+    hole = (mask == 1)[0, 0]
+
+    def stripes(x):  # mean absolute horizontal step inside the hole
+        return (x[0, :, :, 1:] - x[0, :, :, :-1]).abs()[:, hole[:, 1:] & hole[:, :-1]].mean()
+
+    assert stripes(plain) < 1e-6 < 0.5 * stripes(image) < stripes(textured)
+    half = inpaint(flat, image, mask, texture=0.5)
+    assert float(stripes(plain)) < float(stripes(half)) < float(stripes(textured))
+
+
+def test_texture_with_a_mask_over_everything_keeps_the_models_fill():
+    image, mask = _image(1, 48, 48), torch.ones(1, 1, 48, 48)
+    model = _anymask()
+    assert torch.equal(inpaint(model, image, mask, texture=1.0), inpaint(model, image, mask))
+    with pytest.raises(ValueError, match="texture"):
+        inpaint(model, image, mask, texture=1.5)

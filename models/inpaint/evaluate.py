@@ -182,7 +182,9 @@ def torch_fills() -> dict[str, Fill]:
     return {f"torch {method}": partial(classical.fill, method=method) for method in ("harmonic", "blur", "patch")}
 
 
-def model_fill(model: Any, *, device: torch.device | str | None = None, dtype: torch.dtype = torch.float32) -> Fill:
+def model_fill(
+    model: Any, *, device: torch.device | str | None = None, dtype: torch.dtype = torch.float32, texture: float = 0.0,
+) -> Fill:
     """A fill that runs `models.inpaint.inpaint` with a loaded inpainting model (`weights.LoadedModel`)."""
     from . import ACCEPTS, inpaint
 
@@ -192,7 +194,7 @@ def model_fill(model: Any, *, device: torch.device | str | None = None, dtype: t
         raise ValueError(refusal)
 
     def fill(image: Tensor, mask: Tensor) -> Tensor:
-        return inpaint(model, image, mask, device=device, dtype=dtype)
+        return inpaint(model, image, mask, device=device, dtype=dtype, texture=texture)
 
     return fill
 

@@ -25,7 +25,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         description="Score inpainting on the held-out split of --data (the images a training run with the "
         "same --holdout / --holdout-sources never saw; --holdout 0 scores every image). Each image is "
         "centre-cropped to a square and resized to --size (--resize); every method gets the same masks. Methods: "
-        "each --model, the mean-colour baseline, the pack's torch harmonic and blur fills and (unless "
+        "each --model, the mean-colour baseline, the pack's torch harmonic, blur and patch fills and (unless "
         "--no-classical) OpenCV Telea / Navier-Stokes and scikit-image biharmonic. L1/L2 %, PSNR over the hole and "
         "the image, SSIM and (when the stlpips-pytorch "
         "VGG-16 file is installed) ST-LPIPS over the hole's bounding box.",
@@ -36,6 +36,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     add_scoring_options(parser)
     parser.add_argument("--model", action="extend", nargs="+", default=[], metavar="FILE",
                         help="inpainting weights file(s) (.safetensors of ours, or a convertible .pth)")
+    parser.add_argument("--texture", type=float, action="append", default=[], metavar="AMOUNT",
+                        help="also score each model with GAN Inpaint's texture option at this amount (0..1; repeat "
+                        "for several)")
     parser.add_argument("--masks", default="center,blocks,irregular",
                         help="comma-separated mask kinds: center, blocks, irregular (default: all three)")
     parser.add_argument("--size", type=int, default=128, help="square evaluation size in px (default 128)")
@@ -100,6 +103,8 @@ def run(args: argparse.Namespace) -> int:
         if name in fills:
             name = f"{name} ({len(fills)})"
         fills[name] = evaluate.model_fill(model, device=device)
+        for amount in args.texture:
+            fills[f"{name} + texture {amount:g}"] = evaluate.model_fill(model, device=device, texture=amount)
         models_info.append({"name": name, "file": Path(path).name, "arch": model.arch,
                             "config": repr(model.config), "provenance": model.provenance})
     if not args.no_classical:
