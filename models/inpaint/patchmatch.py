@@ -17,8 +17,9 @@ The hole is filled with texture copied from the known part of the same image, co
    * *vote*: each hole pixel becomes the weighted mean of what the matched source patches of all the
      target patches covering it say about it, a vote weighing exp(-d / (VOTE_SCALE median d)) for the patch's
      distance d, so good matches count more and the copied texture stays sharp.
-3. The field is carried to the next finer level (coordinates doubled, each child its own offset) and
-   the estimate upsampled into the finer hole.
+3. The field is carried to the next finer level (coordinates doubled, each child its own offset),
+   and the finer hole starts from a vote of that field (the copied patches at the finer scale, not
+   the blurry upsampled estimate, which would draw the search to smooth sources).
 
 Known pixels are never changed. Everything random comes from a generator seeded with `SEED`, so a
 fill is deterministic for a given device. Cost grows with the hole's area, not the image's.
@@ -123,6 +124,9 @@ def _fill_level(
     hole_flat = hole.flatten()
     known = _patches((~hole).to(estimate.dtype).expand(-1, 3, -1, -1))[:, target_index]
     pixel_weight = 1.0 + (KNOWN_WEIGHT - 1.0) * known
+    if coarse_nnf is not None:  # start from the carried field's copy, not from the blurry upsampled estimate
+        feats = _patches(estimate)
+        estimate = _vote(estimate, feats, target_index, match, torch.zeros(len(match), device=device), hole_flat)
     for _ in range(ITERATIONS):
         feats = _patches(estimate)
         match, distance = _search(feats, target_index, match, valid, pixel_weight, height, width, generator)
