@@ -132,7 +132,8 @@ def random_crops(
     """`batch` random square crops with random horizontal flips, float [B,C,size,size] in [0,1].
 
     With `zoom` the crop window's side is drawn log-uniformly between `size` and the image's short
-    side and then resized to `size`, so the network sees both fine texture and whole objects.
+    side and then resized to `size` (bicubic, antialiased, rounded to 8-bit levels), so the network
+    sees both fine texture and whole objects.
     An image smaller than `size` is upscaled to fit. Images may have any channel count (all the
     same): a pair stacked along the channels (`load_pairs`) is cropped at one place.
     """
@@ -149,10 +150,11 @@ def random_crops(
         top = int(torch.randint(h - window + 1, (1,), generator=generator))
         left = int(torch.randint(w - window + 1, (1,), generator=generator))
         crop = image[:, top : top + window, left : left + window].float() / 255.0
-        if window != size:
+        if window != size:  # bicubic with antialiasing keeps about the detail of a Lanczos downscale
             crop = torch.nn.functional.interpolate(
-                crop[None], size=(size, size), mode="bilinear", align_corners=False, antialias=window > size
+                crop[None], size=(size, size), mode="bicubic", align_corners=False, antialias=window > size
             )[0]
+            crop = crop.clamp(0.0, 1.0).mul(255.0).round().div(255.0)  # 8-bit levels, as a photo has
         if bool(torch.rand((), generator=generator) < 0.5):
             crop = crop.flip(-1)
         out[i] = crop.clamp(0.0, 1.0)

@@ -131,7 +131,8 @@ class EnhanceTask(Task):
         else:
             clean = random_crops(self._images, s.batch_size, s.crop, generator, zoom=s.zoom)
             seed = int(torch.randint(0, 2**62, (1,), generator=generator))
-            degraded = degrade(clean, s.degradation, seed)
+            # the nodes receive 8-bit images: the network learns on inputs rounded the same way
+            degraded = degrade(clean, s.degradation, seed).mul(255.0).round().div(255.0)
         if s.net.channels == 1:
             degraded, clean = (t.mean(dim=1, keepdim=True) for t in (degraded, clean))
         return {"input": to_signed(degraded), "target": to_signed(clean)}
