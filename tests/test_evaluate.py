@@ -133,7 +133,8 @@ def test_model_fill_runs_an_anymask_model_and_refuses_a_discriminator(tmp_path: 
 
     disc = weights.save(PatchGAN(PatchGANConfig(ndf=4, n_layers=1)), tmp_path / "d.safetensors", "patchgan",
                         PatchGANConfig(ndf=4, n_layers=1), "discriminate")
-    with pytest.raises(ValueError, match=r"evaluation needs a model for the 'inpaint' task.*'patchgan' model for 'discriminate'"):
+    expected = r"evaluation needs a model for the 'inpaint' task.*'patchgan' model for 'discriminate'"
+    with pytest.raises(ValueError, match=expected):
         evaluate.model_fill(weights.load(disc))
 
 
