@@ -18,6 +18,7 @@ from . import (
     evaluate_damage,
     evaluate_edit,
     evaluate_enhance,
+    evaluate_style,
     evaluate_translate,
     inpaint,
     photos,
@@ -27,7 +28,7 @@ from . import (
 
 COMMANDS = (
     inpaint, enhance, evaluate, evaluate_enhance, photos, convert, pix2pix, cyclegan, evaluate_translate, style, adain,
-    edit, evaluate_edit, damage, evaluate_damage,
+    edit, evaluate_edit, damage, evaluate_damage, evaluate_style,
 )
 
 
