@@ -14,6 +14,7 @@ from models.archs.context_encoder import (
     ContextEncoderConfig,
     ContextEncoderDConfig,
 )
+from models.inpaint import classical
 from models.registry import ARCHITECTURES
 
 pytestmark = pytest.mark.unit
@@ -133,10 +134,46 @@ def test_anymask_receptive_field_reaches_about_170_px_each_way():
     assert reach[: 192 - 175].abs().sum() == 0 and reach[192 + 175 :].abs().sum() == 0
 
 
+def test_untrained_harmonic_prefill_model_returns_the_harmonic_fill():
+    """Zero-initialised last conv: before training the model is exactly the classical fill it corrects."""
+    torch.manual_seed(0)
+    module = AnyMaskContextEncoder(AnyMaskConfig(base_channels=8, prefill="harmonic")).eval()
+    image = torch.nn.functional.avg_pool2d(torch.rand(2, 3, 64, 96), 5, 1, 2)
+    mask = torch.zeros(2, 1, 64, 96)
+    mask[0, :, 10:40, 20:60] = 1
+    mask[1] = 1  # nothing known: the item stays grey instead of failing
+    with torch.no_grad():
+        out = module(torch.cat([(image * 2 - 1) * (1 - mask), mask], 1))
+    expected = classical.fill(image[:1], mask[:1], "harmonic") * 2 - 1
+    assert (out[:1] - expected).abs().max().item() < 1e-4
+    assert out[1].abs().max().item() == 0.0
+    assert module.decoder[-1].weight.abs().sum() == 0 and not isinstance(module.decoder[-1], torch.nn.Tanh)
+
+
+def test_harmonic_prefill_model_learns_a_correction_inside_the_hole():
+    torch.manual_seed(0)
+    module = AnyMaskContextEncoder(AnyMaskConfig(base_channels=4, downsamplings=2, bottleneck_blocks=1,
+                                                 prefill="harmonic"))
+    image = torch.rand(4, 3, 32, 32) * 2 - 1
+    mask = torch.zeros(4, 1, 32, 32)
+    mask[..., 8:24, 8:24] = 1
+    x = torch.cat([image * (1 - mask), mask], 1)
+    optimiser = torch.optim.Adam(module.parameters(), 1e-2)
+    errors = []
+    for _ in range(40):
+        error = ((module(x) - image).abs() * mask).mean()
+        optimiser.zero_grad()
+        error.backward()
+        optimiser.step()
+        errors.append(error.item())
+    assert errors[-1] < 0.8 * errors[0]
+
+
 @pytest.mark.parametrize(
     "make, message",
     [
         (lambda: AnyMaskConfig(norm="group"), "norm must be one of"),
+        (lambda: AnyMaskConfig(prefill="telea"), "prefill must be one of"),
         (lambda: AnyMaskConfig(downsamplings=0), "downsamplings must be in 1..6"),
         (lambda: ContextEncoderConfig(image_size=100), "image_size must be a power of two >= 64"),
         (lambda: ContextEncoderConfig(bottleneck=0), "bottleneck must be >= 1"),

@@ -1,5 +1,6 @@
 """Training the Context Encoders: both variants learn, export what the loader opens, and run under torchrun."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -12,7 +13,7 @@ from gradients import gradient_folder
 
 from models import masks, weights
 from models.archs.context_encoder import AnyMaskConfig, ContextEncoderConfig
-from models.inpaint import inpaint
+from models.inpaint import classical, inpaint
 from models.train.data import load_images
 from models.train.engine import RunOptions, Trainer
 from models.train.inpaint import InpaintSettings, InpaintTask, paper_hole
@@ -60,6 +61,22 @@ def test_anymask_learns_and_exports_a_loadable_inpainter(tmp_path, photos):
     filled = inpaint(loaded, image, mask)
     assert torch.equal(filled[:, :, :12], image[:, :, :12])
     assert (tmp_path / "ce.previews" / "step_0000030.png").is_file()
+
+
+def test_harmonic_prefill_trains_without_a_discriminator_and_loads_with_its_config(tmp_path, photos):
+    config = dataclasses.replace(TINY, prefill="harmonic")
+    settings = InpaintSettings(batch_size=4, crop=32, lr=2e-3, adv_weight=0.0, anymask=config, discriminator_width=4)
+    out = _run(tmp_path, settings, photos, steps=20)
+    assert set(_losses(tmp_path, "loss_d")) == {0.0} and set(_losses(tmp_path, "adv")) == {0.0}
+    loaded = weights.load(out)
+    assert loaded.config == config and loaded.config.prefill == "harmonic"
+    image = load_images(photos, min_side=16).images[3][None, :, :40, :40].float() / 255
+    mask = masks.box_mask(40, 40, 1, 12, 12, 12, 14)
+    harmonic = classical.fill(image, mask, "harmonic")
+    harmonic_error = float(((harmonic - image).abs() * mask).sum() / (3 * mask.sum()))
+    assert _hole_error(loaded, image, mask) < 1.5 * harmonic_error + 0.01  # it starts at that fill
+    filled = inpaint(loaded, image, mask)
+    assert torch.equal(filled[:, :, :12], image[:, :, :12])
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])

@@ -30,6 +30,7 @@ from .layers import NORMS, norm_layer
 # Decoder upsampling of the any-mask model: nearest-neighbour resize + 3x3 conv (no checkerboard
 # artefacts, Odena et al. 2016) or the paper's 4x4 stride-2 transposed convolutions.
 UPSAMPLES = ("resize_conv", "transposed")
+PREFILLS = ("none", "harmonic")
 
 # The port fills the hole with the mean colour of its training set (train.py: 117, 104, 123 out of
 # 255, scaled to [-1, 1]), over the centre minus a 4 px overlap band at 128 px ("overlapPred").
@@ -166,15 +167,22 @@ class ContextEncoderD(nn.Module):
 
 @dataclass(frozen=True)
 class AnyMaskConfig:
-    """Any-mask Context Encoder: width, depth (stride = 2**downsamplings), bottleneck blocks, norm."""
+    """Any-mask Context Encoder: width, depth (stride = 2**downsamplings), bottleneck blocks, norm.
+
+    `prefill`: ``"none"`` (the network draws the whole fill, tanh output) or ``"harmonic"`` (the hole
+    is first filled by Laplace's equation and the network adds a correction to that).
+    """
 
     base_channels: int = 32
     downsamplings: int = 3
     bottleneck_blocks: int = 4
     norm: str = "batch"
     upsample: str = "resize_conv"
+    prefill: str = "none"
 
     def __post_init__(self) -> None:
+        if self.prefill not in PREFILLS:
+            raise ValueError(f"prefill must be one of {PREFILLS}, got {self.prefill!r}")
         if self.upsample not in UPSAMPLES:
             raise ValueError(f"upsample must be one of {UPSAMPLES}, got {self.upsample!r}")
         if self.base_channels < 1:
@@ -249,6 +257,10 @@ class AnyMaskContextEncoder(nn.Module):
       for a 192x192 crop (128x128 hole plus context), i.e. tens of ms on 2 CPU cores and trainable
       on a CPU in minutes.
     * BatchNorm by default like the paper; "instance" or "none" for small-batch training.
+    * `prefill="harmonic"` starts from a classical fill instead of from nothing: the hole is set to
+      the harmonic fill of `models.inpaint.classical` (smooth, and on its own already better in hole
+      PSNR than the learnt L1 fill) before the encoder sees it, and the output is that image plus a
+      correction from a zero-initialised last conv, so an untrained model returns the harmonic fill.
     """
 
     def __init__(self, config: AnyMaskConfig) -> None:
@@ -271,7 +283,12 @@ class AnyMaskContextEncoder(nn.Module):
                 _norm_affine(c.norm, c.channels(level - 1)),
                 nn.ReLU(True),
             ]
-        up += [*_upsample(c.upsample, c.channels(0), 3, True), nn.Tanh()]
+        up += _upsample(c.upsample, c.channels(0), 3, True)
+        if c.prefill == "none":
+            up.append(nn.Tanh())
+        else:
+            nn.init.zeros_(up[-1].weight)
+            nn.init.zeros_(up[-1].bias)
         self.encoder = nn.Sequential(*down)
         self.bottleneck = nn.Sequential(
             *(DilatedResBlock(width, 2 ** (i % 4), c.norm) for i in range(c.bottleneck_blocks))
@@ -291,7 +308,21 @@ class AnyMaskContextEncoder(nn.Module):
                 f"the any-mask Context Encoder needs H and W to be multiples of {s}, got {h}x{w}; "
                 f"pad to {math.ceil(h / s) * s}x{math.ceil(w / s) * s}"
             )
-        return self.decoder(self.bottleneck(self.encoder(x)))
+        if self.config.prefill == "none":
+            return self.decoder(self.bottleneck(self.encoder(x)))
+        x = self.prefilled(x)
+        return (x[:, :3] + self.decoder(self.bottleneck(self.encoder(x)))).clamp(-1.0, 1.0)
+
+    @staticmethod
+    def prefilled(x: Tensor) -> Tensor:
+        """The input with its hole (mask > 0.5) set to the harmonic fill; an all-hole item stays at 0."""
+        from ..inpaint.classical import harmonic  # here, not at the top: models.inpaint imports this module
+
+        hole = x[:, 3:] > 0.5
+        hole = hole & ~hole.flatten(1).all(dim=1).view(-1, 1, 1, 1)
+        with torch.no_grad(), torch.autocast(x.device.type, enabled=False):
+            filled = harmonic((x[:, :3].float() + 1.0) * 0.5, hole) * 2.0 - 1.0
+        return torch.cat([torch.where(hole, filled.to(x.dtype), x[:, :3]), x[:, 3:]], dim=1)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -418,6 +449,7 @@ ANYMASK = Architecture(
         AnyMaskConfig(base_channels=4, downsamplings=2, bottleneck_blocks=2, norm="batch"),
         AnyMaskConfig(base_channels=4, downsamplings=3, bottleneck_blocks=1, norm="instance"),
         AnyMaskConfig(base_channels=3, downsamplings=1, bottleneck_blocks=0, norm="none"),
+        AnyMaskConfig(base_channels=4, downsamplings=2, bottleneck_blocks=1, norm="batch", prefill="harmonic"),
     ),
 )
 

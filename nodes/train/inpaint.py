@@ -39,6 +39,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     m.add_argument("--norm", choices=("batch", "instance", "none"), default="batch", help="anymask: norm layers")
     m.add_argument("--upsample", choices=("resize_conv", "transposed"), default="resize_conv",
                    help="anymask: decoder upsampling (resize + conv avoids checkerboard artefacts)")
+    m.add_argument("--prefill", choices=("none", "harmonic"), default="none",
+                   help="anymask: start from the harmonic (Laplace) fill of the hole and learn a correction to it")
     m.add_argument("--bottleneck", type=int, default=4000, help="paper: bottleneck channels")
     m.add_argument("--width", type=int, default=64, help="paper: nef = ngf; also the discriminator width")
     add_run_options(parser, steps=20000)
@@ -69,7 +71,8 @@ def prepare(args: argparse.Namespace):
         adv_weight=args.adv_weight,
         hole_weight=args.hole_weight,
         mask_kinds=tuple(k.strip() for k in args.mask_kinds.split(",") if k.strip()),
-        anymask=AnyMaskConfig(args.base_channels, args.downsamplings, args.bottleneck_blocks, args.norm, args.upsample),
+        anymask=AnyMaskConfig(args.base_channels, args.downsamplings, args.bottleneck_blocks, args.norm, args.upsample,
+                              args.prefill),
         paper=ContextEncoderConfig(nef=args.width, ngf=args.width, bottleneck=args.bottleneck),
         discriminator_width=args.width,
     )
