@@ -25,6 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from ..architecture import Architecture, SizeRule, StateDict
+from ..layout import from_signed, to_signed
 from .layers import NORMS, norm_layer
 
 # Decoder upsampling of the any-mask model: nearest-neighbour resize + 3x3 conv (no checkerboard
@@ -321,7 +322,7 @@ class AnyMaskContextEncoder(nn.Module):
         hole = x[:, 3:] > 0.5
         hole = hole & ~hole.flatten(1).all(dim=1).view(-1, 1, 1, 1)
         with torch.no_grad(), torch.autocast(x.device.type, enabled=False):
-            filled = harmonic((x[:, :3].float() + 1.0) * 0.5, hole) * 2.0 - 1.0
+            filled = to_signed(harmonic(from_signed(x[:, :3].float()), hole))
         return torch.cat([torch.where(hole, filled.to(x.dtype), x[:, :3]), x[:, 3:]], dim=1)
 
 
