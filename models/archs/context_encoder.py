@@ -25,7 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from ..architecture import Architecture, SizeRule, StateDict
-from ..layout import from_signed, to_signed
+from . import laplace
 from .layers import NORMS, norm_layer
 
 # Decoder upsampling of the any-mask model: nearest-neighbour resize + 3x3 conv (no checkerboard
@@ -259,9 +259,10 @@ class AnyMaskContextEncoder(nn.Module):
       on a CPU in minutes.
     * BatchNorm by default like the paper; "instance" or "none" for small-batch training.
     * `prefill="harmonic"` starts from a classical fill instead of from nothing: the hole is set to
-      the harmonic fill of `models.inpaint.classical` (smooth, and on its own already better in hole
-      PSNR than the learnt L1 fill) before the encoder sees it, and the output is that image plus a
-      correction from a zero-initialised last conv, so an untrained model returns the harmonic fill.
+      the harmonic fill of `models.archs.laplace` (the classical ``harmonic``: smooth, and on its own
+      already better in hole PSNR than the learnt L1 fill) before the encoder sees it, and the output
+      is that image plus a correction from a zero-initialised last conv, so an untrained model returns the
+      harmonic fill.
     """
 
     def __init__(self, config: AnyMaskConfig) -> None:
@@ -317,12 +318,11 @@ class AnyMaskContextEncoder(nn.Module):
     @staticmethod
     def prefilled(x: Tensor) -> Tensor:
         """The input with its hole (mask > 0.5) set to the harmonic fill; an all-hole item stays at 0."""
-        from ..inpaint.classical import harmonic  # here, not at the top: models.inpaint imports this module
-
         hole = x[:, 3:] > 0.5
         hole = hole & ~hole.flatten(1).all(dim=1).view(-1, 1, 1, 1)
         with torch.no_grad(), torch.autocast(x.device.type, enabled=False):
-            filled = to_signed(harmonic(from_signed(x[:, :3].float()), hole))
+            # [-1, 1] is twice the [0, 1] range: twice the tolerance stops the V-cycles where the classical fill does
+            filled = laplace.harmonic(x[:, :3], hole, 2 * laplace.TOLERANCE).clamp(-1.0, 1.0)
         return torch.cat([torch.where(hole, filled.to(x.dtype), x[:, :3]), x[:, 3:]], dim=1)
 
 

@@ -27,19 +27,16 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from .. import layout
+from ..archs import laplace
 
 METHODS = ("mean", "blur", "harmonic", "patch")
-HARMONIC_TOLERANCE = 1e-5
+HARMONIC_TOLERANCE = laplace.TOLERANCE
 """The V-cycles stop once one changes no pixel by more than this (in [0, 1] units)."""
-MAX_CYCLES = 300
 PATCH_CONTEXT = 1.0
 """``patch`` copies from the hole's bounding box grown by this x its longer side (at least 64 px) on each side."""
-_COARSEST = 4
-_SMOOTH = 2
 
 
 def fill(
@@ -86,86 +83,14 @@ def _mean(image: Tensor, hole: Tensor) -> Tensor:
     return colour.expand_as(image)
 
 
-def _pad_even(t: Tensor) -> Tensor:
-    return F.pad(t, (0, t.shape[-1] % 2, 0, t.shape[-2] % 2))
-
-
-def _upsample(t: Tensor, like: Tensor) -> Tensor:
-    """`t` bilinearly upsampled 2x, cropped to `like`'s size (undoing `_pad_even`)."""
-    up = F.interpolate(t, scale_factor=2.0, mode="bilinear", align_corners=False)
-    return up[..., : like.shape[-2], : like.shape[-1]]
-
-
-def _blur(image: Tensor, hole: Tensor) -> Tensor:
-    """Push-pull: weighted 2x2 means down to full coverage, bilinear blends back up."""
-    weight = (~hole).to(image.dtype)
-    levels = [(image * weight, weight)]
-    while bool((levels[-1][1] == 0).any()):
-        total, w = levels[-1]
-        levels.append((F.avg_pool2d(_pad_even(total), 2), F.avg_pool2d(_pad_even(w), 2)))
-    total, w = levels[-1]
-    out = total / w
-    for total, w in reversed(levels[:-1]):
-        up = _upsample(out, w)
-        known = torch.where(w > 0, total / w.clamp(min=1e-12), up)
-        share = w.clamp(max=1.0)
-        out = share * known + (1.0 - share) * up
-    return out
-
-
-def _neighbour_sum(u: Tensor) -> Tensor:
-    p = F.pad(u, (1, 1, 1, 1), mode="replicate")  # replicate = a reflecting (Neumann) image border
-    return p[..., :-2, 1:-1] + p[..., 2:, 1:-1] + p[..., 1:-1, :-2] + p[..., 1:-1, 2:]
-
-
-def _smooth(u: Tensor, rhs: Tensor, colours: tuple[Tensor, Tensor], sweeps: int) -> Tensor:
-    """Red-black Gauss-Seidel on 4u - sum(neighbours) = rhs, updating only the unknowns (`colours` masks)."""
-    for _ in range(sweeps):
-        for unknown in colours:
-            u = torch.where(unknown, (_neighbour_sum(u) + rhs) * 0.25, u)
-    return u
-
-
-def _checker(unknown: Tensor) -> tuple[Tensor, Tensor]:
-    h, w = unknown.shape[-2:]
-    red = ((torch.arange(h, device=unknown.device)[:, None] + torch.arange(w, device=unknown.device)) % 2) == 0
-    return unknown & red, unknown & ~red
-
-
-def _v_cycle(u: Tensor, rhs: Tensor, unknown: Tensor) -> Tensor:
-    colours = _checker(unknown)
-    if min(u.shape[-2:]) <= _COARSEST:
-        return _smooth(u, rhs, colours, 30)
-    u = _smooth(u, rhs, colours, _SMOOTH)
-    residual = torch.where(unknown, rhs - (4.0 * u - _neighbour_sum(u)), torch.zeros_like(u))
-    coarse_unknown = F.avg_pool2d(_pad_even(unknown.float()), 2) == 1.0  # all four children unknown
-    if not bool(coarse_unknown.any()):
-        return _smooth(u, rhs, colours, _SMOOTH)
-    coarse_rhs = 4.0 * F.avg_pool2d(_pad_even(residual), 2)
-    error = _v_cycle(torch.zeros_like(coarse_rhs), coarse_rhs, coarse_unknown)
-    error = _upsample(error, u)
-    u = torch.where(unknown, u + error, u)
-    return _smooth(u, rhs, colours, _SMOOTH)
-
-
 def harmonic(image: Tensor, hole: Tensor) -> Tensor:
     """The ``harmonic`` fill of a whole batch at once: [B,3,H,W] in [0,1], `hole` a bool [B,1,H,W].
 
     Every item must have a known pixel. Unlike `fill` it solves over the whole image rather than
-    each hole's box (the same solution, more work on small holes, one pass for the batch); the
-    any-mask Context Encoder's ``prefill="harmonic"`` starts from it. Returns float32.
+    each hole's box (the same solution, more work on small holes, one pass for the batch). Returns
+    float32 (`models.archs.laplace.harmonic` with this module's tolerance, clamped to [0, 1]).
     """
-    image = image.float()
-    if not bool(hole.any()):
-        return image.clone()
-    u = torch.where(hole, _blur(image, hole), image)
-    rhs = torch.zeros_like(u)
-    for _ in range(MAX_CYCLES):
-        previous = u
-        u = _v_cycle(u, rhs, hole)
-        if float((u - previous).abs().max()) <= HARMONIC_TOLERANCE:
-            break
-    return u.clamp(0.0, 1.0)
+    return laplace.harmonic(image, hole, HARMONIC_TOLERANCE).clamp(0.0, 1.0)
 
 
 def _harmonic(image: Tensor, hole: Tensor) -> Tensor:
@@ -194,4 +119,4 @@ def _patch(image: Tensor, hole: Tensor) -> Tensor:
     return out
 
 
-_FILLS = {"mean": _mean, "blur": _blur, "harmonic": _harmonic, "patch": _patch}
+_FILLS = {"mean": _mean, "blur": laplace.push_pull, "harmonic": _harmonic, "patch": _patch}
