@@ -32,6 +32,20 @@ def test_harmonic_fill_reproduces_a_linear_ramp() -> None:
     assert float((classical.fill(image, mask, "mean") - image)[hole].abs().max()) > 0.1  # a ramp is not its mean
 
 
+@pytest.mark.parametrize("size", [512, 1024])
+def test_harmonic_fill_converges_on_a_box_whose_edges_fall_on_every_coarse_grid(size: int) -> None:
+    # A hole from size/4 to 3 size/4 lines up with the cells of every coarse level (a speck at the
+    # corner makes the solve's box the whole image); plain V-cycles over-correct there and diverge.
+    # x^2 - y^2 (plus ramps) is harmonic for the 5-point stencil too: the exact fill is the image.
+    y, x = torch.meshgrid(torch.linspace(-1, 1, size), torch.linspace(-1, 1, size), indexing="ij")
+    saddle = 0.5 + 0.2 * (x * x - y * y)
+    image = torch.stack([saddle, 0.5 + 0.3 * x, 0.5 - 0.1 * (x * x - y * y) + 0.2 * y])[None]
+    mask = masks.box_mask(size, size, 1, size // 4, size // 4, size // 2, size // 2)
+    mask = torch.maximum(mask, masks.box_mask(size, size, 1, 1, 1, 2, 2))
+    out = classical.fill(image, mask, "harmonic")
+    assert float((out - image).abs().max()) < 2e-3
+
+
 def test_harmonic_fill_of_a_hole_on_the_border_reflects_there() -> None:
     image = ramp()[:, :, :1].expand(-1, -1, 48, -1).clone()  # varies along x only
     image[:, 1] = 1.0 - image[:, 0]

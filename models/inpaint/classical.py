@@ -13,8 +13,9 @@ fill from). Methods:
 * ``harmonic``: the solution of Laplace's equation inside the hole with the known pixels as its
   boundary (5-point stencil, the image border reflecting). Multigrid V-cycles (red-black Gauss-Seidel,
   2x2 restriction to the cells whose four children are all unknown, bilinear
-  prolongation) started from the ``blur`` fill, on the hole's bounding box
-  plus 1 px, until a cycle changes no value by more than `HARMONIC_TOLERANCE`.
+  prolongation, each cycle's correction scaled to minimise the residual) started from the ``blur``
+  fill, on the hole's bounding box plus 1 px, until a cycle changes no value by more than
+  `HARMONIC_TOLERANCE` (`models.archs.laplace`).
 * ``patch``: texture copied from the known part of the image, coarse to fine, with a PatchMatch
   search and weighted patch voting, started from ``harmonic`` at the coarsest level
   (`models.inpaint.patchmatch`): sharp where the image repeats, where diffusion fills are smooth.
@@ -86,22 +87,11 @@ def _mean(image: Tensor, hole: Tensor) -> Tensor:
 def harmonic(image: Tensor, hole: Tensor) -> Tensor:
     """The ``harmonic`` fill of a whole batch at once: [B,3,H,W] in [0,1], `hole` a bool [B,1,H,W].
 
-    Every item must have a known pixel. Unlike `fill` it solves over the whole image rather than
-    each hole's box (the same solution, more work on small holes, one pass for the batch). Returns
-    float32 (`models.archs.laplace.harmonic` with this module's tolerance, clamped to [0, 1]).
+    Every item must have a known pixel. Unlike `fill` it solves the batch at once, on the bounding
+    box of all its holes. Returns float32 (`models.archs.laplace.harmonic` with this module's
+    tolerance, clamped to [0, 1]).
     """
     return laplace.harmonic(image, hole, HARMONIC_TOLERANCE).clamp(0.0, 1.0)
-
-
-def _harmonic(image: Tensor, hole: Tensor) -> Tensor:
-    h, w = image.shape[-2:]
-    rows, cols = hole[0, 0].any(dim=1).nonzero().flatten(), hole[0, 0].any(dim=0).nonzero().flatten()
-    y0, y1 = max(int(rows[0]) - 1, 0), min(int(rows[-1]) + 2, h)
-    x0, x1 = max(int(cols[0]) - 1, 0), min(int(cols[-1]) + 2, w)
-    # The box's edge is known pixels or the image border, so the crop's solution is the whole image's.
-    out = image.clone()
-    out[..., y0:y1, x0:x1] = harmonic(image[..., y0:y1, x0:x1], hole[..., y0:y1, x0:x1]).to(image.dtype)
-    return out
 
 
 def _patch(image: Tensor, hole: Tensor) -> Tensor:
@@ -114,9 +104,9 @@ def _patch(image: Tensor, hole: Tensor) -> Tensor:
     y0, y1 = max(int(rows[0]) - grow, 0), min(int(rows[-1]) + 1 + grow, h)
     x0, x1 = max(int(cols[0]) - grow, 0), min(int(cols[-1]) + 1 + grow, w)
     out = image.clone()
-    out[..., y0:y1, x0:x1] = patch_fill(image[..., y0:y1, x0:x1].float(), hole[..., y0:y1, x0:x1], _harmonic).to(
+    out[..., y0:y1, x0:x1] = patch_fill(image[..., y0:y1, x0:x1].float(), hole[..., y0:y1, x0:x1], harmonic).to(
         image.dtype)
     return out
 
 
-_FILLS = {"mean": _mean, "blur": laplace.push_pull, "harmonic": _harmonic, "patch": _patch}
+_FILLS = {"mean": _mean, "blur": laplace.push_pull, "harmonic": harmonic, "patch": _patch}
