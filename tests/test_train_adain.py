@@ -127,13 +127,18 @@ def test_bad_encoder_files_and_settings(tmp_path, data):
         AdaINSettings(crop=36)
 
 
-def test_cli_trains_with_a_vgg16_file(tmp_path, data):
+def _torchvision_vgg16_file(path):
+    """Random VGG-16 features under torchvision's key names."""
     torch.manual_seed(0)
     full = VGG16Features("max").state_dict()
     index = {"conv1_1": 0, "conv1_2": 2, "conv2_1": 5, "conv2_2": 7, "conv3_1": 10, "conv3_2": 12, "conv3_3": 14,
              "conv4_1": 17, "conv4_2": 19, "conv4_3": 21, "conv5_1": 24, "conv5_2": 26, "conv5_3": 28}
-    torch.save({f"features.{index[k.split('.')[0]]}.{k.split('.')[1]}": v for k, v in full.items()},
-               tmp_path / "vgg16-x.pth")
+    torch.save({f"features.{index[k.split('.')[0]]}.{k.split('.')[1]}": v for k, v in full.items()}, path)
+    return path
+
+
+def test_cli_trains_with_a_vgg16_file(tmp_path, data):
+    _torchvision_vgg16_file(tmp_path / "vgg16-x.pth")
     content, style = data[0].root, data[1].root
     out = tmp_path / "cli.safetensors"
     args = ["adain", "--content", str(content), "--style", str(style), "--vgg", str(tmp_path / "vgg16-x.pth"),
@@ -141,6 +146,22 @@ def test_cli_trains_with_a_vgg16_file(tmp_path, data):
     assert train_cli(args) == 0
     assert weights.load(out).config == adain.AdaINConfig("vgg16")
     assert train_cli([*args[:5], "--vgg", str(tmp_path / "missing.pth"), *args[7:]]) == 2  # a clear error
+
+
+def test_cli_holds_out_whole_content_sources(tmp_path, data, caplog, capsys):
+    _torchvision_vgg16_file(tmp_path / "vgg16.pth")
+    content = tmp_path / "content"
+    content.mkdir()
+    _folder(content / "seen", "photos")
+    _folder(content / "unseen", "photos")
+    args = ["adain", "--content", str(content), "--style", str(data[1].root), "--vgg", str(tmp_path / "vgg16.pth"),
+            "--out", str(tmp_path / "h.safetensors"), "--steps", "1", "--crop", "32", "--batch-size", "1",
+            "--no-progress"]
+    with caplog.at_level("INFO", logger="nodes.train.adain"):
+        assert train_cli([*args, "--holdout-sources", "unseen"]) == 0
+    assert "training on 3 content images" in caplog.text  # the 3 of seen/, none of unseen/
+    assert train_cli([*args, "--holdout-sources", "elsewhere"]) == 2
+    assert "held-out sources ['elsewhere']" in capsys.readouterr().err
 
 
 def test_identity_term_reconstructs_the_content_and_is_off_by_default(data):

@@ -9,7 +9,7 @@ log = logging.getLogger(__name__)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    from .run_options import add_run_options
+    from .run_options import add_run_options, add_source_holdout
 
     parser = subparsers.add_parser(
         "adain",
@@ -26,6 +26,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     g.add_argument("--holdout", type=float, default=0.0,
                    help="fraction of images (content and style) set aside by a stable hash of their path")
     g.add_argument("--max-side", type=int, default=1024, help="downscale larger images to this on load")
+    add_source_holdout(g, scoring=False)  # sources of --content; the style images are split by --holdout only
     m = parser.add_argument_group("model and losses")
     e = m.add_mutually_exclusive_group()
     e.add_argument("--encoder", default=None, help="reference vgg_normalised.pth (VGG-19 encoder)")
@@ -62,7 +63,8 @@ def prepare(args: argparse.Namespace):
                              content_weight=args.content_weight, style_weight=args.style_weight,
                              identity_weight=args.identity_weight, encoder=encoder)
     options = run_options(args)
-    content = load_images(args.content, min_side=32, max_side=args.max_side, holdout=args.holdout)
+    content = load_images(args.content, min_side=32, max_side=args.max_side, holdout=args.holdout,
+                          holdout_sources=args.holdout_sources)
     style = load_images(args.style, min_side=32, max_side=args.max_side, holdout=args.holdout)
     log.info("training on %d content images from %s and %d style images from %s; encoder %s from %s",
              len(content), args.content, len(style), args.style, encoder, source)
