@@ -70,12 +70,17 @@ def _checker(unknown: Tensor) -> tuple[Tensor, Tensor]:
     return unknown & red, unknown & ~red
 
 
+def _operator(u: Tensor, unknown: Tensor) -> Tensor:
+    """4u - sum(neighbours) on the unknowns, 0 elsewhere."""
+    return torch.where(unknown, 4.0 * u - _neighbour_sum(u), torch.zeros_like(u))
+
+
 def _v_cycle(u: Tensor, rhs: Tensor, unknown: Tensor) -> Tensor:
     colours = _checker(unknown)
     if min(u.shape[-2:]) <= _COARSEST:
         return _smooth(u, rhs, colours, 30)
     u = _smooth(u, rhs, colours, _SMOOTH)
-    residual = torch.where(unknown, rhs - (4.0 * u - _neighbour_sum(u)), torch.zeros_like(u))
+    residual = torch.where(unknown, rhs, torch.zeros_like(rhs)) - _operator(u, unknown)
     coarse_unknown = F.avg_pool2d(_pad_even(unknown.float()), 2) == 1.0  # all four children unknown
     if not bool(coarse_unknown.any()):
         return _smooth(u, rhs, colours, _SMOOTH)
@@ -84,11 +89,6 @@ def _v_cycle(u: Tensor, rhs: Tensor, unknown: Tensor) -> Tensor:
     error = _upsample(error, u)
     u = torch.where(unknown, u + error, u)
     return _smooth(u, rhs, colours, _SMOOTH)
-
-
-def _operator(u: Tensor, unknown: Tensor) -> Tensor:
-    """4u - sum(neighbours) on the unknowns, 0 elsewhere."""
-    return torch.where(unknown, 4.0 * u - _neighbour_sum(u), torch.zeros_like(u))
 
 
 def _solve(image: Tensor, hole: Tensor, tolerance: float, max_cycles: int) -> Tensor:
@@ -104,8 +104,9 @@ def _solve(image: Tensor, hole: Tensor, tolerance: float, max_cycles: int) -> Te
         a_step = _operator(step, hole)
         scale = (residual * a_step).sum(dim=(-2, -1), keepdim=True) / (a_step * a_step).sum(
             dim=(-2, -1), keepdim=True).clamp(min=1e-30)
-        u = u + scale * step
-        if float((scale * step).abs().max()) <= tolerance:
+        change = scale * step
+        u = u + change
+        if float(change.abs().max()) <= tolerance:
             break
     return u
 
