@@ -7,7 +7,7 @@ import torch
 from gradients import gradient, gradient_folder, save_png
 from PIL import Image
 
-from models import layout, metrics, translate, weights
+from models import colour, layout, metrics, translate, weights
 from models.archs.pix2pix import UnetGenerator, UnetGeneratorConfig
 from models.train.data import load_pairs, random_crops
 from models.train.engine import RunOptions, Trainer
@@ -178,6 +178,39 @@ def test_colorize_run_has_finite_losses_and_exports_a_translator(tmp_path, photo
     result = translate.translate(loaded, image)
     assert result.shape == (1, 3, 70, 90) and 0 <= float(result.min()) and float(result.max()) <= 1
     assert torch.allclose(result, translate.translate(loaded, pairs.grey(image)), atol=1e-5)
+
+
+def test_chroma_only_judges_the_colours_on_the_photos_own_luma(photos):
+    task = Pix2PixTask(Pix2PixSettings(**TINY, norm="instance", chroma_only=True), load_synthetic(photos, "colorize"))
+    batch = task.make_batch(torch.Generator().manual_seed(0))
+    b = batch["B"]
+    raw = torch.rand_like(b) * 2 - 1
+    judged = task.judged(raw, b)
+    # what the losses see has the photo's luma exactly, whatever luma the network drew
+    assert torch.allclose(colour.luma(layout.from_signed(judged)), colour.luma(layout.from_signed(b)), atol=1e-5)
+    brighter = (layout.from_signed(raw) * 0.5 + 0.25).clamp(0, 1)  # same colours' direction, other luma
+    assert not torch.allclose(task.judged(layout.to_signed(brighter), b), judged, atol=1e-3)
+    grey_raw = layout.to_signed(pairs.grey(layout.from_signed(raw)))
+    assert torch.allclose(task.judged(grey_raw, b), layout.to_signed(pairs.grey(layout.from_signed(b))), atol=1e-5)
+    plain = Pix2PixTask(Pix2PixSettings(**TINY, norm="instance"), load_synthetic(photos, "colorize"))
+    assert torch.equal(plain.judged(raw, b), raw)
+
+
+def test_chroma_only_needs_colorize_pairs(photos):
+    with pytest.raises(ValueError, match="colorize"):
+        Pix2PixTask(Pix2PixSettings(**TINY, norm="instance", chroma_only=True), load_synthetic(photos, "poster"))
+    with pytest.raises(ValueError, match="raw_l1"):
+        Pix2PixSettings(**TINY, raw_l1=-1)
+
+
+def test_synthetic_pairs_hold_out_whole_sources(tmp_path):
+    for source, count in (("alpha", 3), ("beta", 2)):
+        (tmp_path / "photos" / source).mkdir(parents=True)
+        gradient_folder(tmp_path / "photos" / source, count=count, size=(40, 40))
+    data = load_synthetic(tmp_path / "photos", "colorize", holdout_sources=("beta",))
+    assert len(data) == 3 and all(n.startswith("alpha/") for n in data.names)
+    assert sorted(data.held_out) == ["beta/g0.png", "beta/g1.png"]
+    assert data.describe()["held_out_sources"] == ["beta"]
 
 
 def test_poster_run_learns_photo_to_poster_and_exports_unfolded(tmp_path, photos):

@@ -186,6 +186,7 @@ class PairSet:
     a: list[Tensor] | None
     names: list[str]
     held_out: list[str]
+    held_out_sources: tuple[str, ...] = ()  # whole first-level folders set aside (synthetic pairs)
 
     def __len__(self) -> int:
         return len(self.b)
@@ -195,7 +196,8 @@ class PairSet:
         return self.kind.split(":", 1)[1] if self.kind.startswith("synthetic:") else None
 
     def describe(self) -> dict[str, Any]:
-        return {"folder": self.root.name, "kind": self.kind, "pairs": len(self), "held_out": len(self.held_out)}
+        return {"folder": self.root.name, "kind": self.kind, "pairs": len(self), "held_out": len(self.held_out),
+                "held_out_sources": list(self.held_out_sources)}
 
 
 def _read(path: Path, max_side: int | None) -> Tensor:

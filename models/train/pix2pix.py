@@ -20,6 +20,11 @@ Jitter: each item is a random square crop of the pair (the same window on A and 
 drawn log-uniformly between `crop` and the image's short side and resized to `crop`, and a random
 horizontal flip. A `colorize` model is exported with `models.translate.pairs.fold_grey_input`, so it can be
 fed colour photos directly (it sees their luma).
+
+Chroma only (`chroma_only`, for `colorize`): the generator's output is put on the target's own luma
+(`models.colour.with_luma`) before the L1 loss and the discriminator see it, exactly what GAN Image to Image
+does with `keep_luminance`. The network is then judged on colour alone and spends nothing on redrawing the
+luminance it is given; a small `raw_l1` term on the raw output keeps that output a sensible picture too.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .. import colour
 from ..archs.layers import NORMS
 from ..archs.patchgan import PatchGAN, PatchGANConfig
 from ..archs.pix2pix import RESNET, UNET, ResnetGeneratorConfig, UnetGeneratorConfig
@@ -85,15 +91,20 @@ def init_weights(module: nn.Module, gain: float = 0.02) -> nn.Module:
 
 
 def load_synthetic(
-    root: str | os.PathLike, maker: str, *, holdout: float = 0.0, max_side: int | None = None, min_side: int = 16
+    root: str | os.PathLike, maker: str, *, holdout: float = 0.0, max_side: int | None = None, min_side: int = 16,
+    holdout_sources: tuple[str, ...] = (),
 ) -> PairSet:
-    """Photos under `root` for synthetic pairs (kept in `b`); each crop becomes (A, B) by `pairs.make_pair`."""
+    """Photos under `root` for synthetic pairs (kept in `b`); each crop becomes (A, B) by `pairs.make_pair`.
+
+    `holdout_sources` sets whole first-level folders of `root` aside (never trained on), as the other trainers do.
+    """
     if maker not in pairs.KINDS:
         raise ValueError(f"unknown synthetic pair kind {maker!r}; known: {', '.join(pairs.KINDS)}")
-    data = load_images(root, min_side=min_side, max_side=max_side, holdout=holdout)
+    data = load_images(root, min_side=min_side, max_side=max_side, holdout=holdout, holdout_sources=holdout_sources)
     names = [p.relative_to(data.root).as_posix() for p in data.paths]
     held = [p.relative_to(data.root).as_posix() for p in data.held_out]
-    return PairSet(root=data.root, kind=f"synthetic:{maker}", b=data.images, a=None, names=names, held_out=held)
+    return PairSet(root=data.root, kind=f"synthetic:{maker}", b=data.images, a=None, names=names, held_out=held,
+                   held_out_sources=tuple(data.held_out_sources))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -115,6 +126,8 @@ class Pix2PixSettings:
     zoom: bool = True
     lr: float = 2e-4
     lambda_l1: float = 100.0
+    chroma_only: bool = False  # colorize: judge the output on the target's luma (module doc)
+    raw_l1: float = 0.1  # chroma_only: weight of the L1 of the raw output, relative to the chroma-only L1
 
     def __post_init__(self) -> None:
         if self.net_g not in GENERATORS:
@@ -125,6 +138,8 @@ class Pix2PixSettings:
             raise ValueError("ngf, ndf, n_layers_d and batch_size must be >= 1")
         if self.lr <= 0 or self.lambda_l1 < 0:
             raise ValueError(f"lr must be > 0 and lambda_l1 >= 0, got {self.lr} and {self.lambda_l1}")
+        if self.raw_l1 < 0:
+            raise ValueError(f"raw_l1 must be >= 0, got {self.raw_l1}")
         config = self.generator()
         if self.crop % config.size_multiple or self.crop < config.min_size:
             raise ValueError(
@@ -147,6 +162,8 @@ class Pix2PixTask(Task):
     preview_columns = 3
 
     def __init__(self, settings: Pix2PixSettings, data: PairSet) -> None:
+        if settings.chroma_only and data.synthetic != "colorize":
+            raise ValueError(f"chroma_only trains colourisers: it needs synthetic 'colorize' pairs, got {data.kind!r}")
         self.settings, self.data = settings, data
         # A and B stacked as one [6, H, W] image each, so a crop takes the same window from both
         self._stacked = [torch.cat([a, b]) for a, b in zip(data.a, data.b, strict=True)] if data.a else []
@@ -173,10 +190,19 @@ class Pix2PixTask(Task):
             a, b = ab[:, :3], ab[:, 3:]
         return {"A": to_signed(a), "B": to_signed(b)}
 
+    def judged(self, raw: Tensor, b: Tensor) -> Tensor:
+        """What the losses see of the generator's output [-1, 1]: with `chroma_only`, its colours on B's luma."""
+        if not self.settings.chroma_only:
+            return raw
+        unit = from_signed(raw.float()).clamp(0.0, 1.0)
+        return to_signed(colour.with_luma(unit, colour.luma(from_signed(b))))
+
     def train_step(self, ctx: StepContext, batch: dict[str, Tensor]) -> dict[str, float]:
         a, b = batch["A"], batch["B"]
         with ctx.autocast():
-            fake = ctx.nets["G"](a)
+            raw = ctx.nets["G"](a)
+        fake = self.judged(raw, b)
+        with ctx.autocast():
             d_real = ctx.nets["D"](torch.cat([a, b], 1)).float()
             d_fake = ctx.nets["D"](torch.cat([a, fake.detach()], 1)).float()
         loss_d = 0.5 * (bce_logits(d_real, True) + bce_logits(d_fake, False))
@@ -185,13 +211,15 @@ class Pix2PixTask(Task):
             d_on_fake = d(torch.cat([a, fake], 1)).float()
         adv = bce_logits(d_on_fake, True)
         l1 = (fake.float() - b).abs().mean()
+        if self.settings.chroma_only:
+            l1 = l1 + self.settings.raw_l1 * (raw.float() - b).abs().mean()
         ctx.optimize(adv + self.settings.lambda_l1 * l1, "G")
         return finite_or_raise({"loss_d": loss_d.item(), "adv": adv.item(), "l1": l1.item()}, ctx.step)
 
     def preview(self, nets: dict[str, nn.Module], batch: dict[str, Tensor]) -> Tensor:
         """Rows of (A, G(A), B) for up to 4 items."""
         a, b = batch["A"][:4], batch["B"][:4]
-        rows = torch.stack([a, nets["G"](a), b], dim=1).flatten(0, 1)
+        rows = torch.stack([a, self.judged(nets["G"](a), b), b], dim=1).flatten(0, 1)
         return from_signed(rows)
 
     def export(self, nets: dict[str, nn.Module]) -> Export:

@@ -33,7 +33,7 @@ def add_generator_options(group: argparse._ArgumentGroup, *, net: str, norm: str
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     from models.translate.pairs import KINDS
 
-    from .run_options import add_run_options
+    from .run_options import add_run_options, add_source_holdout
 
     parser = subparsers.add_parser(
         "pix2pix",
@@ -50,6 +50,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     g.add_argument("--direction", choices=("AtoB", "BtoA"), default="AtoB", help="paired data: which side is input")
     g.add_argument("--holdout", type=float, default=0.0,
                    help="fraction of pairs set aside by a stable hash of their name (never trained on)")
+    add_source_holdout(g, scoring=False)
     g.add_argument("--max-side", type=int, default=1024, help="downscale larger images to this on load")
     g.add_argument("--no-zoom", action="store_true",
                    help="crop windows of exactly --crop px (no log-uniform window size, no resize)")
@@ -59,6 +60,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     m.add_argument("--batch-size", type=int, default=1)
     m.add_argument("--lr", type=float, default=2e-4, help="learning rate of G and D (Adam, beta1 0.5)")
     m.add_argument("--lambda-l1", type=float, default=100.0, help="weight of the L1 loss (default 100)")
+    m.add_argument("--chroma-only", action="store_true",
+                   help="colorize: judge the output's colours on the photo's own luma (as GAN Image to Image's "
+                   "keep_luminance does), so the network learns colour only")
+    m.add_argument("--raw-l1", type=float, default=0.1,
+                   help="with --chroma-only: weight of the L1 of the raw output, relative to the colour L1 (0.1)")
     add_run_options(parser, steps=20000)
     parser.set_defaults(func=run, decay_from=0.5)
     return parser
@@ -80,12 +86,15 @@ def prepare(args: argparse.Namespace):
     settings = Pix2PixSettings(
         net_g=args.net_g, ngf=args.ngf, ndf=args.ndf, n_layers_d=args.n_layers_d, norm=args.norm,
         dropout=args.dropout, batch_size=args.batch_size, crop=args.crop or (128 if args.net_g == "unet_128" else 256),
-        zoom=not args.no_zoom, lr=args.lr, lambda_l1=args.lambda_l1,
+        zoom=not args.no_zoom, lr=args.lr, lambda_l1=args.lambda_l1, chroma_only=args.chroma_only, raw_l1=args.raw_l1,
     )
     options = run_options(args)
     if args.synthetic:
-        data = load_synthetic(args.data, args.synthetic, holdout=args.holdout, max_side=args.max_side)
+        data = load_synthetic(args.data, args.synthetic, holdout=args.holdout, max_side=args.max_side,
+                              holdout_sources=args.holdout_sources)
     else:
+        if args.holdout_sources:
+            raise ValueError("--holdout-sources works on folders of photos (--synthetic), not on paired folders")
         data = load_pairs(args.data, holdout=args.holdout, max_side=args.max_side, direction=args.direction)
     log.info("training on %d pairs (%s) from %s, %d held out", len(data), data.kind, args.data, len(data.held_out))
     return Pix2PixTask(settings, data), options
