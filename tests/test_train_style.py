@@ -12,7 +12,16 @@ from models.archs.transformer_net import TransformerNet, TransformerNetConfig
 from models.archs.vgg import IMAGENET_MEAN, VGG16Features
 from models.train.data import load_images
 from models.train.engine import RunOptions, Trainer
-from models.train.style import OUTPUT_GAIN, StyleSettings, StyleTask, gram, init_output, total_variation
+from models.train.style import (
+    OUTPUT_GAIN,
+    StyleSettings,
+    StyleTask,
+    channel_stats,
+    gram,
+    init_output,
+    lowpass,
+    total_variation,
+)
 from nodes.train.cli import main as train_cli
 
 pytestmark = pytest.mark.unit
@@ -108,10 +117,79 @@ def test_training_exports_a_model_fast_style_runs(tmp_path, photos, loss_net):
     assert (tmp_path / "s.previews" / "step_0000003.png").is_file()
 
 
+def _bias_free_vgg():
+    """A random VGG-16 without biases: scaling conv1_1's weights by k scales every feature by k."""
+    torch.manual_seed(0)
+    net = VGG16Features("max", last="relu4_3").requires_grad_(False).eval()
+    for name, module in net.named_children():
+        if name.startswith("conv"):
+            module.bias.zero_()
+    return net
+
+
+@pytest.mark.parametrize("style_loss", ["gram", "meanstd"])
+def test_relative_terms_do_not_depend_on_the_loss_networks_feature_scale(photos, style_loss):
+    data = load_images(photos, min_side=16)
+    batch = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(3))
+    net = TransformerNet(TINY)
+    results = {}
+    for relative in (False, True):
+        for scale in (1.0, 10.0):
+            vgg = _bias_free_vgg()
+            vgg.conv1_1.weight.mul_(scale)
+            settings = StyleSettings(crop=32, net=TINY, style_loss=style_loss, relative=relative)
+            terms = StyleTask(settings, data, _stripes(), vgg).losses(net, batch)
+            results[relative, scale] = (terms["content"].item(), terms["style"].item())
+    for i in range(2):  # relative: the same numbers; absolute: content x 100, style x 1e4 (Gram) or x 100 (stats)
+        assert results[True, 10.0][i] == pytest.approx(results[True, 1.0][i], rel=1e-3)
+    assert results[False, 10.0][0] == pytest.approx(100 * results[False, 1.0][0], rel=1e-3)
+    power = 1e4 if style_loss == "gram" else 1e2
+    assert results[False, 10.0][1] == pytest.approx(power * results[False, 1.0][1], rel=1e-3)
+
+
+def test_meanstd_statistics_layer_weights_and_lowpass_anchor(photos, loss_net):
+    f = torch.tensor([[1.0, 3.0], [5.0, 7.0]]).view(1, 1, 2, 2)
+    assert torch.allclose(channel_stats(f), torch.tensor([[4.0, f.std().item()]]))
+    data = load_images(photos, min_side=16)
+    batch = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(4))
+    net = TransformerNet(TINY)
+    only_deep = StyleTask(StyleSettings(crop=32, net=TINY, layer_weights=(0, 0, 0, 1)), data, _stripes(), loss_net)
+    all_layers = StyleTask(StyleSettings(crop=32, net=TINY), data, _stripes(), loss_net)
+    deep, every = only_deep.losses(net, batch)["style"].item(), all_layers.losses(net, batch)["style"].item()
+    assert 0 < deep < every
+    anchored = StyleTask(StyleSettings(crop=32, net=TINY, lowpass_weight=2.0), data, _stripes(), loss_net)
+    terms = anchored.losses(net, batch)
+    with torch.no_grad():
+        out = net(batch * 255) / 255
+    expected = 2.0 * torch.nn.functional.mse_loss(lowpass(out), lowpass(batch))
+    assert terms["lowpass"].item() == pytest.approx(expected.item(), rel=1e-4)
+    assert terms["total"].item() == pytest.approx(sum(v.item() for k, v in terms.items() if k != "total"), rel=1e-5)
+    assert lowpass(torch.ones(1, 3, 20, 20)).allclose(torch.ones(1, 3, 20, 20))  # flat stays flat
+    checker = ((torch.arange(20)[:, None] + torch.arange(20)[None, :]) % 2).float().expand(1, 3, 20, 20)
+    assert lowpass(checker)[..., 8:12, 8:12].std() < 0.01  # a pixel checkerboard is gone
+
+
+def test_transpose_turns_a_random_half_of_the_crops(photos, loss_net):
+    data = load_images(photos, min_side=16)
+    plain = StyleTask(StyleSettings(crop=32, batch_size=8), data, _stripes(), loss_net)
+    turned = StyleTask(StyleSettings(crop=32, batch_size=8, transpose=True), data, _stripes(), loss_net)
+    a, b = plain.make_batch(torch.Generator().manual_seed(5)), turned.make_batch(torch.Generator().manual_seed(5))
+    same = [torch.equal(x, y) for x, y in zip(a, b, strict=True)]
+    swapped = [torch.equal(x.transpose(-1, -2), y) for x, y in zip(a, b, strict=True)]
+    assert all(s or t for s, t in zip(same, swapped, strict=True))
+    assert 0 < sum(swapped) < 8 and 0 < sum(same) < 8
+
+
 def test_bad_settings_and_style_images(photos, loss_net):
     data = load_images(photos, min_side=16)
     with pytest.raises(ValueError, match="crop must be a multiple of 4"):
         StyleSettings(crop=30)
+    with pytest.raises(ValueError, match="style_loss must be one of"):
+        StyleSettings(style_loss="patch")
+    with pytest.raises(ValueError, match="layer_weights must be 4 numbers"):
+        StyleSettings(layer_weights=(1.0, 1.0))
+    with pytest.raises(ValueError, match="loss weights >= 0"):
+        StyleSettings(lowpass_weight=-1.0)
     with pytest.raises(ValueError, match=r"style image must be \[1, 3, H, W\]"):
         StyleTask(StyleSettings(), data, _stripes()[:, :1], loss_net)  # grayscale
     with pytest.raises(ValueError, match=r"style image must be \[1, 3, H, W\] with H, W >= 16"):

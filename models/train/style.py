@@ -4,17 +4,35 @@ The network sees random crops of content photos and is trained with a perceptual
 fixed VGG-16 (`models.archs.vgg`):
 
 - content: mean squared error between the relu2_2 features of the output and of the input;
-- style: mean squared error between Gram matrices (C x C, divided by C * H * W) of the output and
-  of the style image at relu1_2, relu2_2, relu3_3 and relu4_3, summed over the layers;
-- optionally total variation (mean absolute difference of neighbouring pixels) for smoothness.
+- style at relu1_2, relu2_2, relu3_3 and relu4_3, each layer weighted by `layer_weights`: the mean
+  squared error between Gram matrices (C x C, divided by C * H * W) of the output and of the style
+  image (`style_loss="gram"`, the paper's), or between their per-channel means and standard deviations
+  (`"meanstd"`, the statistics AdaIN matches);
+- optionally total variation (mean absolute difference of neighbouring pixels) for smoothness, and a
+  low-pass anchor: the mean squared error between Gaussian-blurred (sigma `LOWPASS_SIGMA` px) output
+  and input, which keeps the photo's shapes and tones while leaving fine texture to the style.
+
+With `relative`, the content and each style layer's term are divided by the mean square of their
+target (and the low-pass term by the crops' variance), so the weights are ratios of comparable
+terms whatever the loss network's feature scale; without it the weights are pytorch/examples'
+absolute ones (content 1e5, style 1e10 for a torchvision VGG-16).
+
+Why the options. The anti-aliased VGG-16 of stlpips-pytorch answers high frequencies far more
+strongly than smooth content: noise of sigma 0.1 raises its relu3_3 error against the clean photo to
+6x the features' own energy, while a flat grey picture is only 1x away. Its relu4_3 statistics also
+pull 30-100x harder on the pixels than the shallower layers'. A generator trained with the paper's
+loss on it finds the cheap way out: a flat picture covered in regular 2-4 px stripes (horizontal,
+following the training photos' dominant edges; checkers once crops are randomly transposed). The
+low-pass anchor gives the content a gradient that the stripes cannot satisfy, `layer_weights` tame
+relu4_3, total variation prices the stripes, `transpose` removes the orientation bias, and a larger
+style image (`--style-size`) makes the painting's strokes larger than a pixel grid.
 
 The network works on the 0..255 scale (as the public checkpoints do), VGG on [0, 1]. Its output conv
 starts at the ImageNet mean colour with its weights scaled by `OUTPUT_GAIN` (`init_output`). With
 PyTorch's default init the first outputs are ~0 (black) with a spread of well under one grey level,
-and Adam at lr 1e-3 needs thousands of steps to reach the 0..255 range; short runs then stay dark and
-fill the image with horizontal stripes (a cheap way to move the stlpips VGG-16's features) instead of
-the content. The export is a `transformer_net` model for the task 'stylize': `models.stylize.fast_style`
-and the GAN Stylize node load it unchanged.
+and Adam at lr 1e-3 needs thousands of steps to reach the 0..255 range. The export is a
+`transformer_net` model for the task 'stylize': `models.stylize.fast_style` and the GAN Stylize node
+load it unchanged.
 """
 
 from __future__ import annotations
@@ -28,6 +46,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor, nn
+from torchvision.transforms.v2.functional import gaussian_blur
 
 from .. import layout
 from ..archs.transformer_net import ARCHITECTURE, TransformerNet, TransformerNetConfig
@@ -37,6 +56,8 @@ from .engine import Export, StepContext, Task, adam, finite_or_raise
 
 CONTENT_LAYER = "relu2_2"
 STYLE_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
+STYLE_LOSSES = ("gram", "meanstd")
+LOWPASS_SIGMA = 2.5
 OUTPUT_GAIN = 30.0
 """Factor on the default init of the output conv's weights: a start of mean colour +- ~10 grey levels."""
 
@@ -49,6 +70,11 @@ class StyleSettings:
     content_weight: float = 1e5
     style_weight: float = 1e10
     tv_weight: float = 0.0
+    style_loss: str = "gram"
+    layer_weights: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0)  # per style layer, in STYLE_LAYERS order
+    relative: bool = False
+    lowpass_weight: float = 0.0
+    transpose: bool = False  # transpose a random half of the crops (no orientation bias)
     net: TransformerNetConfig = field(default_factory=TransformerNetConfig)
 
     def __post_init__(self) -> None:
@@ -56,8 +82,13 @@ class StyleSettings:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.crop < 16 or self.crop % 4:
             raise ValueError(f"crop must be a multiple of 4 and >= 16 (TransformerNet's stride), got {self.crop}")
-        if min(self.content_weight, self.style_weight, self.tv_weight) < 0 or self.lr <= 0:
+        if min(self.content_weight, self.style_weight, self.tv_weight, self.lowpass_weight) < 0 or self.lr <= 0:
             raise ValueError("lr must be > 0 and the loss weights >= 0")
+        if self.style_loss not in STYLE_LOSSES:
+            raise ValueError(f"style_loss must be one of {STYLE_LOSSES}, got {self.style_loss!r}")
+        if len(self.layer_weights) != len(STYLE_LAYERS) or min(self.layer_weights) < 0:
+            raise ValueError(f"layer_weights must be {len(STYLE_LAYERS)} numbers >= 0 (for {', '.join(STYLE_LAYERS)}), "
+                             f"got {self.layer_weights}")
 
 
 def gram(features: Tensor) -> Tensor:
@@ -65,6 +96,18 @@ def gram(features: Tensor) -> Tensor:
     b, c, h, w = features.shape
     flat = features.float().reshape(b, c, h * w)
     return flat @ flat.transpose(1, 2) / (c * h * w)
+
+
+def channel_stats(features: Tensor) -> Tensor:
+    """Per-channel means and standard deviations [B, 2C] of features [B, C, H, W] (float32)."""
+    f = features.float()
+    return torch.cat([f.mean(dim=(2, 3)), f.std(dim=(2, 3))], dim=1)
+
+
+def lowpass(image: Tensor) -> Tensor:
+    """The image blurred by a Gaussian of sigma LOWPASS_SIGMA px (what the low-pass anchor compares)."""
+    size = 2 * round(3 * LOWPASS_SIGMA) + 1
+    return gaussian_blur(image, [size, size], [LOWPASS_SIGMA, LOWPASS_SIGMA])
 
 
 def total_variation(image: Tensor) -> Tensor:
@@ -122,15 +165,23 @@ class StyleTask(Task):
 
     def make_batch(self, generator: torch.Generator) -> Tensor:
         s = self.settings
-        return random_crops(self.content.images, s.batch_size, s.crop, generator)
+        crops = random_crops(self.content.images, s.batch_size, s.crop, generator)
+        if s.transpose:
+            flip = torch.rand(s.batch_size, generator=generator) < 0.5
+            crops = torch.where(flip.view(-1, 1, 1, 1), crops.transpose(-1, -2), crops)
+        return crops
+
+    def statistic(self, features: Tensor) -> Tensor:
+        """What the style loss compares: Gram matrices [B, C, C] or channel means and stds [B, 2C]."""
+        return gram(features) if self.settings.style_loss == "gram" else channel_stats(features)
 
     def style_targets(self, device: torch.device) -> dict[str, Tensor]:
-        """Gram matrices of the style image, [1, C, C] per style layer (computed once)."""
+        """The style image's statistic per style layer, batch 1 (computed once)."""
         if self._targets is None or next(iter(self._targets.values())).device != device:
             self.vgg.to(device)
             with torch.no_grad():
                 feats = self.vgg.features(self.style.to(device), STYLE_LAYERS)
-            self._targets = {name: gram(feats[name]) for name in STYLE_LAYERS}
+            self._targets = {name: self.statistic(feats[name]) for name in STYLE_LAYERS}
         return self._targets
 
     def losses(self, net: nn.Module, content: Tensor, ctx: StepContext | None = None) -> dict[str, Tensor]:
@@ -143,13 +194,25 @@ class StyleTask(Task):
             with torch.no_grad():
                 content_feat = self.vgg.features(content, (CONTENT_LAYER,))[CONTENT_LAYER].float()
             feats = self.vgg.features(out, STYLE_LAYERS)
-        content_loss = s.content_weight * F.mse_loss(feats[CONTENT_LAYER].float(), content_feat)
-        style_loss = sum(
-            F.mse_loss(gram(feats[name]), targets[name].expand(out.shape[0], -1, -1)) for name in STYLE_LAYERS
-        )
-        style_loss = s.style_weight * style_loss
-        tv = s.tv_weight * total_variation(out) if s.tv_weight > 0 else out.new_zeros(())
-        return {"content": content_loss, "style": style_loss, "tv": tv, "total": content_loss + style_loss + tv}
+        content_loss = F.mse_loss(feats[CONTENT_LAYER].float(), content_feat)
+        if s.relative:
+            content_loss = content_loss / content_feat.pow(2).mean().clamp(min=1e-30)
+        style_loss = out.new_zeros(())
+        for name, layer_weight in zip(STYLE_LAYERS, s.layer_weights, strict=True):
+            if layer_weight == 0:
+                continue
+            target = targets[name]
+            term = F.mse_loss(self.statistic(feats[name]), target.expand(out.shape[0], *target.shape[1:]))
+            if s.relative:
+                term = term / target.pow(2).mean().clamp(min=1e-30)
+            style_loss = style_loss + layer_weight * term
+        terms = {"content": s.content_weight * content_loss, "style": s.style_weight * style_loss}
+        terms["tv"] = s.tv_weight * total_variation(out) if s.tv_weight > 0 else out.new_zeros(())
+        if s.lowpass_weight > 0:
+            anchor = F.mse_loss(lowpass(out), lowpass(content))
+            terms["lowpass"] = s.lowpass_weight * (anchor / content.var().clamp(min=1e-6) if s.relative else anchor)
+        terms["total"] = sum(terms.values())
+        return terms
 
     def train_step(self, ctx: StepContext, batch: Tensor) -> dict[str, float]:
         terms = self.losses(ctx.nets["G"], batch, ctx)

@@ -10,7 +10,7 @@ log = logging.getLogger(__name__)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    from .run_options import add_run_options
+    from .run_options import add_run_options, add_source_holdout
 
     parser = subparsers.add_parser(
         "style",
@@ -26,6 +26,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     g.add_argument("--style-size", type=int, default=512, help="resize the style image to this long side (px)")
     g.add_argument("--holdout", type=float, default=0.0,
                    help="fraction of content images set aside by a stable hash of their path")
+    add_source_holdout(g, scoring=False)
     g.add_argument("--max-side", type=int, default=1024, help="downscale larger content images to this on load")
     m = parser.add_argument_group("model and losses")
     m.add_argument("--vgg", default=None, help="VGG-16 weights: torchvision vgg16-*.pth or the stlpips file "
@@ -36,11 +37,34 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     m.add_argument("--content-weight", type=float, default=1e5)
     m.add_argument("--style-weight", type=float, default=1e10)
     m.add_argument("--tv-weight", type=float, default=0.0, help="total variation weight (0 = off)")
+    m.add_argument("--style-loss", choices=("gram", "meanstd"), default="gram",
+                   help="what the style term matches per layer: Gram matrices (the paper) or channel means and "
+                   "standard deviations (as AdaIN)")
+    m.add_argument("--layer-weights", default="1,1,1,1",
+                   help="weights of the style layers relu1_2, relu2_2, relu3_3, relu4_3 (default 1,1,1,1)")
+    m.add_argument("--relative", action="store_true",
+                   help="divide the content term and each style layer's term by its target's mean square, so the "
+                   "weights are ratios of comparable terms (for the anti-aliased VGG-16, whose features are small)")
+    m.add_argument("--lowpass-weight", type=float, default=0.0,
+                   help="weight of the low-pass anchor: squared error of the Gaussian-blurred (sigma 2.5 px) output "
+                   "and photo, keeps shapes and tones (0 = off)")
+    m.add_argument("--transpose", action="store_true",
+                   help="transpose a random half of the training crops (removes the photos' horizontal bias)")
     m.add_argument("--widths", default="32,64,128", help="TransformerNet widths (the public network: 32,64,128)")
     m.add_argument("--residual-blocks", type=int, default=5)
     add_run_options(parser, steps=20000)
     parser.set_defaults(func=run)
     return parser
+
+
+def parse_layer_weights(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 4:
+        raise ValueError(f"--layer-weights must be four comma-separated numbers like 1,1,1,0.05, got {text!r}")
+    return values
 
 
 def parse_widths(text: str) -> tuple[int, int, int]:
@@ -70,13 +94,16 @@ def prepare(args: argparse.Namespace):
 
     settings = StyleSettings(
         batch_size=args.batch_size, crop=args.crop, lr=args.lr, content_weight=args.content_weight,
-        style_weight=args.style_weight, tv_weight=args.tv_weight,
+        style_weight=args.style_weight, tv_weight=args.tv_weight, style_loss=args.style_loss,
+        layer_weights=parse_layer_weights(args.layer_weights), relative=args.relative,
+        lowpass_weight=args.lowpass_weight, transpose=args.transpose,
         net=TransformerNetConfig(parse_widths(args.widths), args.residual_blocks),
     )
     options = run_options(args)
     vgg = load_vgg16(args.vgg, last="relu4_3")
     style = load_style_image(args.style, args.style_size)
-    data = load_images(args.content, min_side=32, max_side=args.max_side, holdout=args.holdout)
+    data = load_images(args.content, min_side=32, max_side=args.max_side, holdout=args.holdout,
+                       holdout_sources=args.holdout_sources)
     log.info("training on %d content images from %s, style %s (%dx%d), VGG-16 pooling %s", len(data),
              args.content, args.style, style.shape[-1], style.shape[-2], vgg.pooling)
     task = StyleTask(settings, data, style, vgg, style_name=Path(args.style).name)
