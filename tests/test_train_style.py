@@ -20,6 +20,7 @@ from models.train.style import (
     gram,
     init_output,
     lowpass,
+    shrink,
     total_variation,
 )
 from nodes.train.cli import main as train_cli
@@ -180,6 +181,22 @@ def test_transpose_turns_a_random_half_of_the_crops(photos, loss_net):
     assert 0 < sum(swapped) < 8 and 0 < sum(same) < 8
 
 
+def test_downsampled_style_term_does_not_reward_pixel_scale_patterns(photos, loss_net):
+    """A pixel checkerboard over the output moves the full-size style term a lot, the shrunk one hardly."""
+    data = load_images(photos, min_side=16)
+    crops = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(6)) * 0.5 + 0.25
+    checker = ((torch.arange(64)[:, None] + torch.arange(64)[None, :]) % 2).float() * 0.4 - 0.2
+    change = {}
+    for factor in (1, 2):
+        settings = StyleSettings(crop=64, style_loss="meanstd", relative=True, style_downsample=factor)
+        task = StyleTask(settings, data, _stripes(64), loss_net)
+        plain = task.losses(lambda x: x, crops)["style"].item()
+        patterned = task.losses(lambda x: x + checker * 255.0, crops)["style"].item()
+        change[factor] = abs(patterned - plain) / plain
+    assert change[2] < 0.1 * change[1], change
+    assert shrink(torch.ones(1, 3, 20, 20), 2).shape == (1, 3, 10, 10) and shrink(crops, 1) is crops
+
+
 def test_bad_settings_and_style_images(photos, loss_net):
     data = load_images(photos, min_side=16)
     with pytest.raises(ValueError, match="crop must be a multiple of 4"):
@@ -190,6 +207,8 @@ def test_bad_settings_and_style_images(photos, loss_net):
         StyleSettings(layer_weights=(1.0, 1.0))
     with pytest.raises(ValueError, match="loss weights >= 0"):
         StyleSettings(lowpass_weight=-1.0)
+    with pytest.raises(ValueError, match="style_downsample must be"):
+        StyleSettings(crop=32, style_downsample=4)
     with pytest.raises(ValueError, match=r"style image must be \[1, 3, H, W\]"):
         StyleTask(StyleSettings(), data, _stripes()[:, :1], loss_net)  # grayscale
     with pytest.raises(ValueError, match=r"style image must be \[1, 3, H, W\] with H, W >= 16"):

@@ -12,6 +12,10 @@ fixed VGG-16 (`models.archs.vgg`):
   low-pass anchor: the mean squared error between Gaussian-blurred (sigma `LOWPASS_SIGMA` px) output
   and input, which keeps the photo's shapes and tones while leaving fine texture to the style.
 
+With `style_downsample` k > 1 the style term compares the output and the style image both shrunk by
+k (antialiased): the loss network then cannot see pixel-scale patterns, so the statistics must be
+met with texture at least k times coarser, i.e. strokes.
+
 With `relative`, the content and each style layer's term are divided by the mean square of their
 target (and the low-pass term by the crops' variance), so the weights are ratios of comparable
 terms whatever the loss network's feature scale; without it the weights are pytorch/examples'
@@ -24,8 +28,9 @@ pull 30-100x harder on the pixels than the shallower layers'. A generator traine
 loss on it finds the cheap way out: a flat picture covered in regular 2-4 px stripes (horizontal,
 following the training photos' dominant edges; checkers once crops are randomly transposed). The
 low-pass anchor gives the content a gradient that the stripes cannot satisfy, `layer_weights` tame
-relu4_3, total variation prices the stripes, `transpose` removes the orientation bias, and a larger
-style image (`--style-size`) makes the painting's strokes larger than a pixel grid.
+relu4_3, `transpose` removes the orientation bias, and `style_downsample` 2 (the decisive one) hides
+pixel-scale patterns from the style term, so a larger style image (`--style-size`) turns into
+strokes a few pixels wide instead of a pixel grid.
 
 The network works on the 0..255 scale (as the public checkpoints do), VGG on [0, 1]. Its output conv
 starts at the ImageNet mean colour with its weights scaled by `OUTPUT_GAIN` (`init_output`). With
@@ -75,6 +80,7 @@ class StyleSettings:
     relative: bool = False
     lowpass_weight: float = 0.0
     transpose: bool = False  # transpose a random half of the crops (no orientation bias)
+    style_downsample: int = 1  # the style term sees the output and the style image shrunk by this factor
     net: TransformerNetConfig = field(default_factory=TransformerNetConfig)
 
     def __post_init__(self) -> None:
@@ -84,6 +90,10 @@ class StyleSettings:
             raise ValueError(f"crop must be a multiple of 4 and >= 16 (TransformerNet's stride), got {self.crop}")
         if min(self.content_weight, self.style_weight, self.tv_weight, self.lowpass_weight) < 0 or self.lr <= 0:
             raise ValueError("lr must be > 0 and the loss weights >= 0")
+        if not isinstance(self.style_downsample, int) or not 1 <= self.style_downsample <= 4 or \
+                self.crop // self.style_downsample < 16:
+            raise ValueError(f"style_downsample must be an int in 1..4 leaving crops of >= 16 px, got "
+                             f"{self.style_downsample} with crop {self.crop}")
         if self.style_loss not in STYLE_LOSSES:
             raise ValueError(f"style_loss must be one of {STYLE_LOSSES}, got {self.style_loss!r}")
         if len(self.layer_weights) != len(STYLE_LAYERS) or min(self.layer_weights) < 0:
@@ -108,6 +118,13 @@ def lowpass(image: Tensor) -> Tensor:
     """The image blurred by a Gaussian of sigma LOWPASS_SIGMA px (what the low-pass anchor compares)."""
     size = 2 * round(3 * LOWPASS_SIGMA) + 1
     return gaussian_blur(image, [size, size], [LOWPASS_SIGMA, LOWPASS_SIGMA])
+
+
+def shrink(image: Tensor, factor: int) -> Tensor:
+    """The image shrunk by an integer factor (bilinear with antialiasing); factor 1 returns it unchanged."""
+    if factor == 1:
+        return image
+    return F.interpolate(image, scale_factor=1.0 / factor, mode="bilinear", align_corners=False, antialias=True)
 
 
 def total_variation(image: Tensor) -> Tensor:
@@ -180,7 +197,7 @@ class StyleTask(Task):
         if self._targets is None or next(iter(self._targets.values())).device != device:
             self.vgg.to(device)
             with torch.no_grad():
-                feats = self.vgg.features(self.style.to(device), STYLE_LAYERS)
+                feats = self.vgg.features(shrink(self.style.to(device), self.settings.style_downsample), STYLE_LAYERS)
             self._targets = {name: self.statistic(feats[name]) for name in STYLE_LAYERS}
         return self._targets
 
@@ -193,8 +210,13 @@ class StyleTask(Task):
             out = net(content * 255.0).float() / 255.0
             with torch.no_grad():
                 content_feat = self.vgg.features(content, (CONTENT_LAYER,))[CONTENT_LAYER].float()
-            feats = self.vgg.features(out, STYLE_LAYERS)
-        content_loss = F.mse_loss(feats[CONTENT_LAYER].float(), content_feat)
+            if s.style_downsample == 1:
+                feats = self.vgg.features(out, STYLE_LAYERS)
+                out_content = feats[CONTENT_LAYER]
+            else:
+                out_content = self.vgg.features(out, (CONTENT_LAYER,))[CONTENT_LAYER]
+                feats = self.vgg.features(shrink(out, s.style_downsample), STYLE_LAYERS)
+        content_loss = F.mse_loss(out_content.float(), content_feat)
         if s.relative:
             content_loss = content_loss / content_feat.pow(2).mean().clamp(min=1e-30)
         style_loss = out.new_zeros(())

@@ -48,6 +48,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     m.add_argument("--lowpass-weight", type=float, default=0.0,
                    help="weight of the low-pass anchor: squared error of the Gaussian-blurred (sigma 2.5 px) output "
                    "and photo, keeps shapes and tones (0 = off)")
+    m.add_argument("--style-downsample", type=int, default=1,
+                   help="the style term sees the output and the style image shrunk by this factor (2 hides pixel-scale "
+                   "stripes from the loss network, so the style comes out as strokes; default 1)")
     m.add_argument("--transpose", action="store_true",
                    help="transpose a random half of the training crops (removes the photos' horizontal bias)")
     m.add_argument("--widths", default="32,64,128", help="TransformerNet widths (the public network: 32,64,128)")
@@ -96,7 +99,7 @@ def prepare(args: argparse.Namespace):
         batch_size=args.batch_size, crop=args.crop, lr=args.lr, content_weight=args.content_weight,
         style_weight=args.style_weight, tv_weight=args.tv_weight, style_loss=args.style_loss,
         layer_weights=parse_layer_weights(args.layer_weights), relative=args.relative,
-        lowpass_weight=args.lowpass_weight, transpose=args.transpose,
+        lowpass_weight=args.lowpass_weight, transpose=args.transpose, style_downsample=args.style_downsample,
         net=TransformerNetConfig(parse_widths(args.widths), args.residual_blocks),
     )
     options = run_options(args)
