@@ -60,24 +60,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     return parser
 
 
-def parse_layer_weights(text: str) -> tuple[float, ...]:
+def parse_numbers(text: str, kind: type, count: int, option: str, example: str) -> tuple:
+    """`count` comma-separated values of `kind` from `text`, or a ValueError naming `option`."""
     try:
-        values = tuple(float(v) for v in text.split(","))
+        values = tuple(kind(v) for v in text.split(","))
     except ValueError:
         values = ()
-    if len(values) != 4:
-        raise ValueError(f"--layer-weights must be four comma-separated numbers like 1,1,1,0.05, got {text!r}")
+    if len(values) != count:
+        raise ValueError(f"{option} must be {count} comma-separated {kind.__name__}s like {example}, got {text!r}")
     return values
-
-
-def parse_widths(text: str) -> tuple[int, int, int]:
-    try:
-        values = tuple(int(v) for v in text.split(","))
-    except ValueError:
-        values = ()
-    if len(values) != 3:
-        raise ValueError(f"--widths must be three comma-separated ints like 32,64,128, got {text!r}")
-    return values  # type: ignore[return-value]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -98,9 +89,10 @@ def prepare(args: argparse.Namespace):
     settings = StyleSettings(
         batch_size=args.batch_size, crop=args.crop, lr=args.lr, content_weight=args.content_weight,
         style_weight=args.style_weight, tv_weight=args.tv_weight, style_loss=args.style_loss,
-        layer_weights=parse_layer_weights(args.layer_weights), relative=args.relative,
+        layer_weights=parse_numbers(args.layer_weights, float, 4, "--layer-weights", "1,1,1,0.1"),
+        relative=args.relative,
         lowpass_weight=args.lowpass_weight, transpose=args.transpose, style_downsample=args.style_downsample,
-        net=TransformerNetConfig(parse_widths(args.widths), args.residual_blocks),
+        net=TransformerNetConfig(parse_numbers(args.widths, int, 3, "--widths", "32,64,128"), args.residual_blocks),
     )
     options = run_options(args)
     vgg = load_vgg16(args.vgg, last="relu4_3")
