@@ -18,8 +18,9 @@ met with texture at least k times coarser, i.e. strokes.
 
 With `relative`, the content and each style layer's term are divided by the mean square of their
 target (and the low-pass term by the crops' variance), so the weights are ratios of comparable
-terms whatever the loss network's feature scale; without it the weights are pytorch/examples'
-absolute ones (content 1e5, style 1e10 for a torchvision VGG-16).
+terms whatever the loss network's feature scale; without it the weights are absolute, as in
+pytorch/examples (content 1e5, style 1e10, Gram, every layer 1, for a torchvision VGG-16).
+The defaults are the recipe of the shipped fast-style models (`models/weights/README.md`).
 
 Why the options. The anti-aliased VGG-16 of stlpips-pytorch answers high frequencies far more
 strongly than smooth content: noise of sigma 0.1 raises its relu3_3 error against the clean photo to
@@ -72,15 +73,15 @@ class StyleSettings:
     batch_size: int = 4
     crop: int = 256
     lr: float = 1e-3
-    content_weight: float = 1e5
-    style_weight: float = 1e10
-    tv_weight: float = 0.0
-    style_loss: str = "gram"
-    layer_weights: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0)  # per style layer, in STYLE_LAYERS order
-    relative: bool = False
-    lowpass_weight: float = 0.0
-    transpose: bool = False  # transpose a random half of the crops (no orientation bias)
-    style_downsample: int = 1  # the style term sees the output and the style image shrunk by this factor
+    content_weight: float = 1.0
+    style_weight: float = 3.0
+    tv_weight: float = 4.0
+    style_loss: str = "meanstd"
+    layer_weights: tuple[float, ...] = (1.0, 1.0, 1.0, 0.1)  # per style layer, in STYLE_LAYERS order
+    relative: bool = True
+    lowpass_weight: float = 1.0
+    transpose: bool = True  # transpose a random half of the crops (no orientation bias)
+    style_downsample: int = 2  # the style term sees the output and the style image shrunk by this factor
     net: TransformerNetConfig = field(default_factory=TransformerNetConfig)
 
     def __post_init__(self) -> None:

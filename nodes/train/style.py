@@ -17,7 +17,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="train a fast neural style TransformerNet for one style image (GAN Stylize loads it)",
         description="Train a TransformerNet (Johnson et al. 2016) on random crops of the photos in --content so "
         "that it paints them in the style of --style. Perceptual loss from a fixed VGG-16: content at relu2_2, "
-        "Gram-matrix style at relu1_2, relu2_2, relu3_3 and relu4_3, optional total variation. The VGG-16 comes "
+        "style statistics (channel means and stds, or Gram matrices) at relu1_2, relu2_2, relu3_3 and relu4_3 of "
+        "the output shrunk by --style-downsample, total variation and a low-pass anchor to the photo (see "
+        "models/train/style.py for why each is there). The VGG-16 comes "
         "from --vgg (a torchvision vgg16-*.pth) or the installed stlpips-pytorch package (the [train] extra).",
     )
     g = parser.add_argument_group("data")
@@ -34,25 +36,27 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     m.add_argument("--crop", type=int, default=256, help="training crop size (multiple of 4)")
     m.add_argument("--batch-size", type=int, default=4)
     m.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
-    m.add_argument("--content-weight", type=float, default=1e5)
-    m.add_argument("--style-weight", type=float, default=1e10)
-    m.add_argument("--tv-weight", type=float, default=0.0, help="total variation weight (0 = off)")
-    m.add_argument("--style-loss", choices=("gram", "meanstd"), default="gram",
+    m.add_argument("--content-weight", type=float, default=1.0, help="content term weight (default 1)")
+    m.add_argument("--style-weight", type=float, default=3.0, help="style term weight (default 3)")
+    m.add_argument("--tv-weight", type=float, default=4.0, help="total variation weight (default 4; 0 = off)")
+    m.add_argument("--style-loss", choices=("gram", "meanstd"), default="meanstd",
                    help="what the style term matches per layer: Gram matrices (the paper) or channel means and "
                    "standard deviations (as AdaIN)")
-    m.add_argument("--layer-weights", default="1,1,1,1",
-                   help="weights of the style layers relu1_2, relu2_2, relu3_3, relu4_3 (default 1,1,1,1)")
-    m.add_argument("--relative", action="store_true",
+    m.add_argument("--layer-weights", default="1,1,1,0.1",
+                   help="weights of the style layers relu1_2, relu2_2, relu3_3, relu4_3 (default 1,1,1,0.1)")
+    m.add_argument("--relative", action=argparse.BooleanOptionalAction, default=True,
                    help="divide the content term and each style layer's term by its target's mean square, so the "
-                   "weights are ratios of comparable terms (for the anti-aliased VGG-16, whose features are small)")
-    m.add_argument("--lowpass-weight", type=float, default=0.0,
+                   "weights are ratios of comparable terms whatever the VGG's feature scale (default on; "
+                   "--no-relative --content-weight 1e5 --style-weight 1e10 --style-loss gram: pytorch/examples')")
+    m.add_argument("--lowpass-weight", type=float, default=1.0,
                    help="weight of the low-pass anchor: squared error of the Gaussian-blurred (sigma 2.5 px) output "
-                   "and photo, keeps shapes and tones (0 = off)")
-    m.add_argument("--style-downsample", type=int, default=1,
+                   "and photo, keeps shapes and tones (default 1; 0 = off)")
+    m.add_argument("--style-downsample", type=int, default=2,
                    help="the style term sees the output and the style image shrunk by this factor (2 hides pixel-scale "
-                   "stripes from the loss network, so the style comes out as strokes; default 1)")
-    m.add_argument("--transpose", action="store_true",
-                   help="transpose a random half of the training crops (removes the photos' horizontal bias)")
+                   "stripes from the loss network, so the style comes out as strokes; default 2)")
+    m.add_argument("--transpose", action=argparse.BooleanOptionalAction, default=True,
+                   help="transpose a random half of the training crops (removes the photos' horizontal bias; "
+                   "default on)")
     m.add_argument("--widths", default="32,64,128", help="TransformerNet widths (the public network: 32,64,128)")
     m.add_argument("--residual-blocks", type=int, default=5)
     add_run_options(parser, steps=20000)
