@@ -215,31 +215,55 @@ def test_shipped_style_transfer_workflow_paints_with_the_style_and_keeps_colours
     assert 0 < error < 0.4 * 255  # the starter decoder is short-trained: 0.21 on 0..1 for this photo at 256 px
 
 
-def test_shipped_stylize_workflow_paints_the_poster_style(client, repo_root, tmp_path):
-    """The poster generator's output is closer to the poster filter of the photo than the photo is; strength 0.5
-    is the mean of the photo and the full-strength result."""
-    import torch
-
-    from models.translate import pairs
+def test_shipped_stylize_workflow_paints_strokes_and_keeps_the_subject(client, repo_root, tmp_path, record_property):
+    """The fast neural style model keeps the photo's content and edges, moves it towards the painting, and paints
+    no stripes. The yardsticks are `evaluate-style`'s (models.stylize.evaluate). Earlier trainings against this VGG-16
+    gave stripes: vertical gradient energy 7-46x the horizontal, content distance 12 (a 250-step trial without
+    the half-size style term). Strength 0.5 is the mean of the photo and the full-strength result."""
+    from models import layout, pretrained
+    from models.stylize import evaluate
 
     prompt = load_workflow(repo_root / "workflows" / "api" / "stylize.json")
-    nodes = {v["inputs"]["strength"]: k for k, v in prompt.items() if v["class_type"] == "GanEditStylize"}
-    assert set(nodes) == {1.0, 0.5}
-    photo_link = prompt[nodes[1.0]]["inputs"]["image"]
+    stylize = {k: v for k, v in prompt.items() if v["class_type"] == "GanEditStylize"}
+    models = {k: prompt[v["inputs"]["model"][0]]["inputs"]["model_name"] for k, v in stylize.items()}
+    paintings = {"fast_style_starry_night.safetensors": "starry_night.jpg"}
+    assert set(models.values()) == set(paintings)
+    photo_link = next(iter(stylize.values()))["inputs"]["image"]
     prompt["900"] = {"class_type": "SaveImage", "inputs": {"images": photo_link, "filename_prefix": "probe/in"}}
-    for strength, node_id in nodes.items():
+    for node_id in stylize:
         prompt[f"91{node_id}"] = {"class_type": "SaveImage", "inputs": {"images": [node_id, 0],
-                                                                        "filename_prefix": f"probe/{strength}"}}
+                                                                        "filename_prefix": f"probe/{node_id}"}}
     files = client.run(prompt, tmp_path, stem="p")
     by_node = {f.stem.rsplit("_", 2)[1]: np.asarray(Image.open(f).convert("RGB")) for f in files}
-    photo, full, half = by_node["900"], by_node[f"91{nodes[1.0]}"], by_node[f"91{nodes[0.5]}"]
-    assert full.shape == photo.shape == half.shape
-    target = pairs.poster(torch.from_numpy(photo.copy()).permute(2, 0, 1)[None].float() / 255)
-    target = (target[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-    model_db, photo_db = _psnr(full, target), _psnr(photo, target)
-    assert model_db > photo_db + 2.0, f"poster model {model_db:.2f} dB vs the photo {photo_db:.2f} dB"
-    mean = (photo.astype(float) + full.astype(float)) / 2
-    assert np.abs(half.astype(float) - mean).max() <= 1.0
+    photo = by_node["900"]
+    vgg = pretrained.load_vgg16(None, last=evaluate.CONTENT_LAYER)
+    full = {}
+    for node_id, node in stylize.items():
+        out = by_node[f"91{node_id}"]
+        assert out.shape == photo.shape
+        if node["inputs"]["strength"] != 1.0:
+            continue
+        name = models[node_id]
+        full[node["inputs"]["model"][0]] = out
+        painting = layout.from_u8(np.asarray(Image.open(repo_root / "workflows" / "inputs" / paintings[name])
+                                             .convert("RGB")))
+        x, y = layout.from_u8(out), layout.from_u8(photo)
+        with torch.no_grad():
+            content = evaluate.content_distance(vgg, x, y).item()
+            edges = evaluate.edge_correlation(x, y).item()
+            style, photo_style = (evaluate.style_distance(vgg, z, painting).item() for z in (x, y))
+        dy, dx = np.diff(_luma(out), axis=0), np.diff(_luma(out), axis=1)
+        orientation = float((dy**2).mean() / (dx**2).mean())
+        record_property(f"{name}: content / edges / style (photo's) / orientation",
+                        f"{content:.3f} / {edges:.3f} / {style:.3f} ({photo_style:.3f}) / {orientation:.2f}")
+        assert content < 2.0, f"{name}: the photo's content is lost (distance {content:.2f})"
+        assert edges > 0.3, f"{name}: the photo's edges are lost (correlation {edges:.3f})"
+        assert style < photo_style, f"{name}: not nearer the painting ({style:.3f}) than the photo ({photo_style:.3f})"
+        assert 0.67 < orientation < 1.5, f"{name}: stripes (vertical / horizontal gradient energy {orientation:.2f})"
+    for node_id, node in stylize.items():
+        if node["inputs"]["strength"] == 0.5:
+            mean = (photo.astype(float) + full[node["inputs"]["model"][0]].astype(float)) / 2
+            assert np.abs(by_node[f"91{node_id}"].astype(float) - mean).max() <= 1.0
 
 
 def test_shipped_train_workflow_fine_tunes_a_new_restorer_that_restores(comfy, client, repo_root, tmp_path):
