@@ -14,10 +14,9 @@ import sys
 from pathlib import Path
 
 import torch
-from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from style_sheet import INPUTS, ROOT, read, tile  # noqa: E402
+from style_sheet import INPUTS, ROOT, read, save_sheet, tile  # noqa: E402
 
 sys.path.insert(0, str(ROOT))
 from models import stylize, weights  # noqa: E402
@@ -44,13 +43,7 @@ def main() -> None:
         content = read(path, args.size)
         rows.append([tile(content, args.cell, path.stem)] + [tile(stylize.fast_style(m, content), args.cell)
                                                               for m in models])
-    sheet = Image.new("RGB", (args.cell * len(header), args.cell * len(rows)), (24, 24, 24))
-    for r, row in enumerate(rows):
-        for c, cell in enumerate(row):
-            sheet.paste(cell, (c * args.cell, r * args.cell))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    sheet.save(args.out, quality=88)
-    print(f"wrote {args.out} ({sheet.width}x{sheet.height})")
+    save_sheet(rows, args.cell, args.out)
 
 
 if __name__ == "__main__":

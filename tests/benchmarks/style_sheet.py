@@ -46,6 +46,17 @@ def tile(image: torch.Tensor | None, cell: int, label: str = "") -> Image.Image:
     return out
 
 
+def save_sheet(rows: list[list[Image.Image]], cell: int, out: Path) -> None:
+    """Paste rows of `cell` px tiles into one picture and save it (JPEG quality 88 for .jpg)."""
+    sheet = Image.new("RGB", (cell * len(rows[0]), cell * len(rows)), (24, 24, 24))
+    for r, row in enumerate(rows):
+        for c, tile_image in enumerate(row):
+            sheet.paste(tile_image, (c * cell, r * cell))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(out, quality=88)
+    print(f"wrote {out} ({sheet.width}x{sheet.height})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--adain", type=Path, default=WEIGHTS / "adain_vgg16_paintings.safetensors")
@@ -75,13 +86,7 @@ def main() -> None:
         if fast is not None:
             row.append(tile(stylize.fast_style(fast, content), args.cell))
         rows.append(row)
-    sheet = Image.new("RGB", (args.cell * len(header), args.cell * len(rows)), (24, 24, 24))
-    for r, row in enumerate(rows):
-        for c, cell in enumerate(row):
-            sheet.paste(cell, (c * args.cell, r * args.cell))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    sheet.save(args.out, quality=88)
-    print(f"wrote {args.out} ({sheet.width}x{sheet.height})")
+    save_sheet(rows, args.cell, args.out)
 
 
 if __name__ == "__main__":
