@@ -20,7 +20,7 @@ With `relative`, the content and each style layer's term are divided by the mean
 target (and the low-pass term by the crops' variance), so the weights are ratios of comparable
 terms whatever the loss network's feature scale; without it the weights are absolute, as in
 pytorch/examples (content 1e5, style 1e10, Gram, every layer 1, for a torchvision VGG-16).
-The defaults are the recipe of the shipped fast-style models (`models/weights/README.md`).
+The defaults are the recipe of the shipped fast-style model (`models/weights/README.md`).
 
 Why the options. The anti-aliased VGG-16 of stlpips-pytorch answers high frequencies far more
 strongly than smooth content: noise of sigma 0.1 raises its relu3_3 error against the clean photo to
