@@ -55,6 +55,7 @@ from torch import Tensor, nn
 from torchvision.transforms.v2.functional import gaussian_blur
 
 from .. import layout
+from ..archs.adain import mean_std
 from ..archs.transformer_net import ARCHITECTURE, TransformerNet, TransformerNetConfig
 from ..archs.vgg import IMAGENET_MEAN, VGG16Features
 from .data import ImageSet, random_crops
@@ -110,9 +111,9 @@ def gram(features: Tensor) -> Tensor:
 
 
 def channel_stats(features: Tensor) -> Tensor:
-    """Per-channel means and standard deviations [B, 2C] of features [B, C, H, W] (float32)."""
-    f = features.float()
-    return torch.cat([f.mean(dim=(2, 3)), f.std(dim=(2, 3))], dim=1)
+    """Per-channel means and standard deviations [B, 2C] of features [B, C, H, W] (float32): AdaIN's `mean_std`."""
+    mean, std = mean_std(features.float(), eps=0.0)
+    return torch.cat([mean.flatten(1), std.flatten(1)], dim=1)
 
 
 def lowpass(image: Tensor) -> Tensor:
