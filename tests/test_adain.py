@@ -31,7 +31,7 @@ def test_features_adain_and_output_match_the_reference(model, io):
     with torch.no_grad():
         content_feat, style_feat = m.encode(io["content"]), m.encode(io["style"])
         adain_feat = adain.adaptive_instance_norm(content_feat, *adain.mean_std(style_feat))
-        decoded = m.decode(io["adain_feat"])
+        decoded = m.decode([io["adain_feat"]])
         full = m(io["content"], io["style"], alpha=float(io["alpha"]))
     for name, got in [("content_feat", content_feat), ("style_feat", style_feat), ("adain_feat", adain_feat),
                       ("output", decoded), ("output", full)]:

@@ -66,12 +66,14 @@ def _fit_decoder(task, batch, steps):
     return decoder, history
 
 
-@pytest.mark.parametrize("encoder", ["vgg16_blurpool", "vgg16"])
-def test_loss_decreases_on_a_fixed_batch(data, encoder):
+@pytest.mark.parametrize("encoder,decoder", [("vgg16_blurpool", "reference"), ("vgg16", "reference"),
+                                             ("vgg16_blurpool", "skip"), ("vgg16", "skip")])
+def test_loss_decreases_on_a_fixed_batch(data, encoder, decoder):
     pooling = "blur" if encoder == "vgg16_blurpool" else "max"
-    task = AdaINTask(AdaINSettings(batch_size=2, crop=32, lr=3e-4, encoder=encoder), *data, _vgg16_state(pooling))
+    settings = AdaINSettings(batch_size=2, crop=32, lr=3e-4, encoder=encoder, decoder=decoder)
+    task = AdaINTask(settings, *data, _vgg16_state(pooling))
     batch = task.make_batch(torch.Generator().manual_seed(2))
-    _, steps = _fit_decoder(task, batch, 10)
+    _, steps = _fit_decoder(task, batch, 10 if decoder == "reference" else 15)
     totals = [terms["total"].item() for terms in steps]
     assert totals[-1] < 0.7 * totals[0], totals
     assert all(p.grad is None for p in task.encoder(torch.device("cpu")).parameters())  # the encoder stays fixed
@@ -125,6 +127,10 @@ def test_bad_encoder_files_and_settings(tmp_path, data):
         AdaINSettings(encoder="resnet")
     with pytest.raises(ValueError, match="crop must be a multiple of 8"):
         AdaINSettings(crop=36)
+    with pytest.raises(ValueError, match="decoder must be one of"):
+        AdaINSettings(decoder="unet")
+    with pytest.raises(ValueError, match="skip decoder needs a VGG-16 encoder"):
+        AdaINSettings(encoder="vgg19_normalised", decoder="skip")
 
 
 def _torchvision_vgg16_file(path):
@@ -178,7 +184,7 @@ def test_identity_term_reconstructs_the_content_and_is_off_by_default(data):
     # the identity term is the L1 error of alpha 0 (decoder of the content's own features)
     model = task.model(decoder)
     with torch.no_grad():
-        recon = model.decode(model.encode(batch["content"]))[..., :32, :32]
+        recon = model.decode(model.decoder_inputs(batch["content"]))[..., :32, :32]
     assert (recon - batch["content"]).abs().mean().item() == pytest.approx(identity[-1], rel=0.5)
     with pytest.raises(ValueError, match="loss weights >= 0"):
         AdaINSettings(identity_weight=-1)
@@ -193,6 +199,38 @@ def test_anti_aliased_encoder_is_scaled_and_its_decoder_output_realigned():
         assert torch.allclose(model.encode(x), 20.0 * raw)
         assert torch.allclose(model.encode_levels(x)[-1], model.encode(x))
         assert raw.shape[-1] == 9  # 64 -> 33 -> 17 -> 9: floor(n / 2) + 1 per pooling
-        assert model.decoder(raw).shape[-1] == 72 and model.decode(raw).shape[-1] == 72 - 7
+        assert model.decoder(raw).shape[-1] == 72 and model.decode([raw]).shape[-1] == 72 - 7
     reference = adain.AdaIN(adain.AdaINConfig())
     assert reference.feature_scale == 1.0 and reference.decode_offset == 0  # the public layout is untouched
+
+
+@pytest.mark.parametrize("encoder", ["vgg16_blurpool", "vgg16"])
+def test_skip_decoder_reads_three_levels_and_covers_any_input(encoder):
+    torch.manual_seed(0)
+    model = adain.AdaIN(adain.AdaINConfig(encoder, "skip")).eval()
+    assert sum(p.numel() for p in model.decoder.parameters()) == 1383811
+    for size in (32, 40, 72):
+        x = _rand(1, 3, size, size + 16)
+        with torch.no_grad():
+            levels = model.decoder_inputs(x)
+            assert [f.shape[1] for f in levels] == [128, 256, 512]
+            out = model.decode(levels)
+            assert out.shape[-2] >= size and out.shape[-1] >= size + 16
+            assert model(x, x).shape == x.shape
+
+
+def test_skip_decoder_realigns_the_anti_aliased_grids():
+    """A feature put at one coarse cell comes out where that cell sits in the image: with the blur pooling's
+    one-cell shift per upsampling, a relu4_1 cell i covers px 8i - 3.5 (not 8i + 3.5)."""
+    decoder = adain.SkipDecoder(shift=1)
+    for module in decoder.modules():  # each block passes channel 0 through, centre tap only
+        if isinstance(module, torch.nn.Conv2d):
+            torch.nn.init.zeros_(module.weight)
+            torch.nn.init.zeros_(module.bias)
+            module.weight.data[0, 0, 1, 1] = 1.0
+    relu4 = torch.zeros(1, 512, 9, 9)
+    relu4[0, 0, 4, 4] = 1.0  # cell 4: px 32 - 3.5 = 28.5, so px 25..32 (8 wide, centred at 28.5)
+    levels = [torch.zeros(1, 128, 33, 33), torch.zeros(1, 256, 17, 17), relu4]
+    out = decoder(levels)[0, 0]
+    rows = out.sum(dim=1).nonzero().flatten().tolist()
+    assert rows == list(range(25, 33))

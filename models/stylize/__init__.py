@@ -11,8 +11,9 @@ completes.
   the whole image, so by default there is one pass per image; `tile` processes large images in tiles
   with `overlap` px blended linearly. Tiles normalise with their own statistics, so a tiled result is
   close to, not equal to, the untiled one (the blending hides seams).
-* `adain_style(model, content, styles)` runs an `adain` model: the content's relu4_1 features get the
-  per-channel mean and std of the style features (with several styles, the weighted mean of their
+* `adain_style(model, content, styles)` runs an `adain` model: the content's relu4_1 features (and, for
+  the skip decoder, its relu2_1 and relu3_1 features too) get the per-channel mean and std of the style
+  features (with several styles, the weighted mean of their
   means and stds, which equals the reference's weighted sum of AdaIN results), `alpha` blends them
   with the content features, the decoder makes the image. `preserve_colour` keeps the content's
   chroma: only the luma (Y of BT.601 YCbCr) of the stylised image is used, which is the content plus
@@ -201,11 +202,12 @@ def adain_style(
     total = sum(s.shape[0] for s in styles) + content.shape[0]
     steps = _Steps(progress, total)
     with prepared(model.module, device, dtype) as module, torch.inference_mode():
-        target_mean, target_std = _style_targets(module, styles, mix, device, dtype, steps)
+        targets = _style_targets(module, styles, mix, device, dtype, steps)
         results = []
         for i, item in enumerate(content.split(1)):
-            k = 0 if target_mean.shape[0] == 1 else i
-            styled = _adain_item(module, item.to(device), target_mean[k : k + 1], target_std[k : k + 1], alpha, dtype)
+            k = 0 if targets[0][0].shape[0] == 1 else i
+            stats = [(mean[k : k + 1], std[k : k + 1]) for mean, std in targets]
+            styled = _adain_item(module, item.to(device), stats, alpha, dtype)
             results.append(styled.to(out_device))
             steps.advance()
     out = torch.cat(results).clamp(0.0, 1.0)
@@ -219,39 +221,39 @@ def adain_style(
 
 def _style_stats(
     module: nn.Module, style: Tensor, device: torch.device, dtype: torch.dtype, steps: _Steps
-) -> tuple[Tensor, Tensor]:
-    """Per-channel mean and std of one style batch's relu4_1 features, each [B, 512, 1, 1] float32."""
-    means, stds = [], []
+) -> list[tuple[Tensor, Tensor]]:
+    """Per-channel mean and std of one style batch's features at each level the decoder reads, each
+    [B, C, 1, 1] float32."""
+    per_item = []
     for item in style.split(1):
-        mean, std = adain_arch.mean_std(module.encode(item.to(device=device, dtype=dtype)).float())
-        means.append(mean)
-        stds.append(std)
+        levels = module.decoder_inputs(item.to(device=device, dtype=dtype))
+        per_item.append([adain_arch.mean_std(f.float()) for f in levels])
         steps.advance()
-    return torch.cat(means), torch.cat(stds)
+    return [(torch.cat([it[level][0] for it in per_item]), torch.cat([it[level][1] for it in per_item]))
+            for level in range(len(per_item[0]))]
 
 
 def _style_targets(
     module: nn.Module, styles: list[Tensor], mix: list[float], device: torch.device, dtype: torch.dtype,
     steps: _Steps,
-) -> tuple[Tensor, Tensor]:
-    """The styles' statistics mixed by weight, [1 or B, 512, 1, 1] (a batch-1 style broadcasts)."""
-    stats = [_style_stats(module, style, device, dtype, steps) for style in styles]
-    target_mean, target_std = mix[0] * stats[0][0], mix[0] * stats[0][1]
-    for w, (mean, std) in zip(mix[1:], stats[1:], strict=True):
-        target_mean, target_std = target_mean + w * mean, target_std + w * std
-    return target_mean, target_std
+) -> list[tuple[Tensor, Tensor]]:
+    """The styles' statistics mixed by weight, per decoder level [1 or B, C, 1, 1] (a batch-1 style broadcasts)."""
+    targets = None
+    for w, stats in zip(mix, (_style_stats(module, style, device, dtype, steps) for style in styles), strict=True):
+        weighted = [(w * mean, w * std) for mean, std in stats]
+        targets = weighted if targets is None else [(m0 + m1, s0 + s1) for (m0, s0), (m1, s1) in zip(targets, weighted, strict=True)]
+    return targets
 
 
 def _adain_item(
-    module: nn.Module, item: Tensor, mean: Tensor, std: Tensor, alpha: float, dtype: torch.dtype
+    module: nn.Module, item: Tensor, stats: list[tuple[Tensor, Tensor]], alpha: float, dtype: torch.dtype
 ) -> Tensor:
     """One content image stylised (raw decoder output), padded to the encoder's stride and cropped back."""
     height, width = item.shape[-2:]
     padded = _pad_to(item.float(), ADAIN_SIZES.multiple)
-    content_feat = module.encode(padded.to(dtype)).float()
-    feat = adain_arch.adaptive_instance_norm(content_feat, mean, std)
-    feat = alpha * feat + (1.0 - alpha) * content_feat
-    return module.decode(feat.to(dtype)).float()[..., :height, :width]
+    levels = [f.float() for f in module.decoder_inputs(padded.to(dtype))]
+    feats = adain_arch.stylised(levels, stats, alpha)
+    return module.decode([f.to(dtype) for f in feats]).float()[..., :height, :width]
 
 
 def keep_chroma(styled: Tensor, content: Tensor) -> Tensor:

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..archs.adain import ARCHITECTURE, DECODE_OFFSET, AdaIN, AdaINConfig, adaptive_instance_norm, mean_std
+from ..archs.adain import ARCHITECTURE, AdaIN, AdaINConfig, mean_std, run_decoder, stylised
 from .data import ImageSet, random_crops
 from .engine import Export, StepContext, Task, adam, finite_or_raise
 
@@ -43,9 +43,10 @@ class AdaINSettings:
     style_weight: float = 10.0
     identity_weight: float = 0.0
     encoder: str = "vgg16_blurpool"
+    decoder: str = "reference"
 
     def __post_init__(self) -> None:
-        AdaINConfig(self.encoder)  # validates the name
+        AdaINConfig(self.encoder, self.decoder)  # validates the names
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.crop < 32 or self.crop % 8:
@@ -75,7 +76,8 @@ class AdaINTask(Task):
         self.settings, self.content, self.style = settings, content, style
         self.encoder_state, self.encoder_source = encoder_state, encoder_source
         self._encoder: AdaIN | None = None
-        probe = AdaIN(AdaINConfig(settings.encoder)).encoder.state_dict()
+        self.config = AdaINConfig(settings.encoder, settings.decoder)
+        probe = AdaIN(self.config).encoder.state_dict()
         missing = sorted(set(probe) - set(encoder_state))
         unexpected = sorted(set(encoder_state) - set(probe))
         if missing or unexpected:
@@ -98,12 +100,12 @@ class AdaINTask(Task):
 
     def networks(self) -> dict[str, nn.Module]:
         """Only the decoder trains; the encoder is fixed and lives outside the engine's networks."""
-        return {"decoder": AdaIN(AdaINConfig(self.settings.encoder)).decoder}
+        return {"decoder": AdaIN(self.config).decoder}
 
     def encoder(self, device: torch.device) -> nn.Module:
         """The fixed encoder (eval mode, no parameter gradients) on `device`, built once."""
         if self._encoder is None:
-            model = AdaIN(AdaINConfig(self.settings.encoder))
+            model = AdaIN(self.config)
             model.encoder.load_state_dict(self.encoder_state, strict=True)
             model.decoder = nn.Sequential()  # the encoder's holder; its decoder is the trained one
             self._encoder = model.requires_grad_(False).eval()
@@ -126,18 +128,19 @@ class AdaINTask(Task):
         enc = self.encoder(content.device)
         autocast = ctx.autocast() if ctx is not None else torch.autocast(content.device.type, enabled=False)
         height, width = content.shape[-2:]
-        top = DECODE_OFFSET.get(s.encoder, 0)  # as AdaIN.decode crops
+        batch = content.shape[0]
         with autocast:
             with torch.no_grad():
-                content_feat = enc.encode(content).float()
+                levels = [f.float() for f in enc.decoder_inputs(content)]
                 style_feats = [f.float() for f in enc.encode_levels(style)]
-                target = adaptive_instance_norm(content_feat, *mean_std(style_feats[-1]))
+                targets = stylised(levels, [mean_std(f) for f in style_feats[-len(levels):]])
+            inputs = targets
             if s.identity_weight > 0:  # one decoder pass for the stylised and the reconstructed batch
-                decoded = decoder(torch.cat([target, content_feat]))[..., top : top + height, top : top + width]
-                decoded, reconstructed = decoded.split(content.shape[0])
-            else:
-                decoded = decoder(target)[..., top : top + height, top : top + width]
+                inputs = [torch.cat([t, f]) for t, f in zip(targets, levels, strict=True)]
+            decoded = run_decoder(decoder, inputs, enc.decode_offset)[..., :height, :width]
+            decoded, reconstructed = decoded[:batch], decoded[batch:]
             generated = enc.encode_levels(decoded)
+        target = targets[-1]
         content_loss = s.content_weight * F.mse_loss(generated[-1].float(), target)
         styled = s.style_weight * style_loss(generated, style_feats)
         terms = {"content": content_loss, "style": styled}
@@ -153,7 +156,7 @@ class AdaINTask(Task):
 
     def model(self, decoder: nn.Module) -> AdaIN:
         """The whole adain model: the fixed encoder and (a copy of) `decoder`'s weights, on the CPU."""
-        model = AdaIN(AdaINConfig(self.settings.encoder))
+        model = AdaIN(self.config)
         model.encoder.load_state_dict(self.encoder_state, strict=True)
         model.decoder.load_state_dict({k: v.detach().cpu() for k, v in decoder.state_dict().items()}, strict=True)
         return model.eval()
@@ -166,7 +169,7 @@ class AdaINTask(Task):
         return torch.stack([content, style, out], dim=1).flatten(0, 1)
 
     def export(self, nets: dict[str, nn.Module]) -> Export:
-        return Export(self.model(nets["decoder"]), ARCHITECTURE.id, AdaINConfig(self.settings.encoder), "stylize")
+        return Export(self.model(nets["decoder"]), ARCHITECTURE.id, self.config, "stylize")
 
 
 def encoder_weights(encoder_path: str | None = None, vgg_path: str | None = None) -> tuple[str, dict[str, Tensor], str]:
