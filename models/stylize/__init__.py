@@ -238,10 +238,12 @@ def _style_targets(
     steps: _Steps,
 ) -> list[tuple[Tensor, Tensor]]:
     """The styles' statistics mixed by weight, per decoder level [1 or B, C, 1, 1] (a batch-1 style broadcasts)."""
-    targets = None
-    for w, stats in zip(mix, (_style_stats(module, style, device, dtype, steps) for style in styles), strict=True):
-        weighted = [(w * mean, w * std) for mean, std in stats]
-        targets = weighted if targets is None else [(m0 + m1, s0 + s1) for (m0, s0), (m1, s1) in zip(targets, weighted, strict=True)]
+    targets: list[tuple[Tensor, Tensor]] = []
+    for w, style in zip(mix, styles, strict=True):
+        weighted = [(w * mean, w * std) for mean, std in _style_stats(module, style, device, dtype, steps)]
+        if targets:
+            weighted = [(m0 + m1, s0 + s1) for (m0, s0), (m1, s1) in zip(targets, weighted, strict=True)]
+        targets = weighted
     return targets
 
 
