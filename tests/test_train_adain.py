@@ -86,7 +86,8 @@ def test_training_exports_an_adain_model_that_stylises_any_size(tmp_path, data):
                          preview_every=2, progress=False)
     out = Trainer(task, options).run()
     loaded = weights.load(out)
-    assert (loaded.arch, loaded.task, loaded.config) == ("adain", "stylize", adain.AdaINConfig("vgg16_blurpool"))
+    expected = ("adain", "stylize", adain.AdaINConfig("vgg16_blurpool", "skip"))
+    assert (loaded.arch, loaded.task, loaded.config) == expected
     assert torch.equal(loaded.module.encoder.conv4_1.weight, state["conv4_1.weight"])  # the encoder is untouched
     assert loaded.provenance["task_settings"]["encoder_weights"] == "test.pth"
     assert "encoder" not in torch.load(tmp_path / "a.ckpt.pt", weights_only=True)["nets"]  # only the decoder trains
@@ -110,7 +111,7 @@ def test_the_reference_vgg19_encoder_trains_too(tmp_path, data):
     assert (name, source) == ("vgg19_normalised", "vgg_normalised.pth")
     assert [f.shape[1] for f in adain.AdaIN(adain.AdaINConfig()).encode_levels(_rand(1, 3, 32, 32))] == [
         64, 128, 256, 512]
-    task = AdaINTask(AdaINSettings(batch_size=1, crop=32, encoder=name), *data, state, source)
+    task = AdaINTask(AdaINSettings(batch_size=1, crop=32, encoder=name, decoder="reference"), *data, state, source)
     out = Trainer(task, RunOptions(out=tmp_path / "v19.safetensors", steps=1, progress=False)).run()
     assert weights.load(out).config == adain.AdaINConfig("vgg19_normalised")
 
@@ -122,7 +123,7 @@ def test_bad_encoder_files_and_settings(tmp_path, data):
     with pytest.raises(ValueError, match="not both"):
         encoder_weights(str(tmp_path / "other.pth"), str(tmp_path / "other.pth"))
     with pytest.raises(ValueError, match="do not fit encoder 'vgg19_normalised'"):
-        AdaINTask(AdaINSettings(encoder="vgg19_normalised"), *data, _vgg16_state())
+        AdaINTask(AdaINSettings(encoder="vgg19_normalised", decoder="reference"), *data, _vgg16_state())
     with pytest.raises(ValueError, match="encoder must be one of"):
         AdaINSettings(encoder="resnet")
     with pytest.raises(ValueError, match="crop must be a multiple of 8"):
@@ -150,8 +151,10 @@ def test_cli_trains_with_a_vgg16_file(tmp_path, data):
     args = ["adain", "--content", str(content), "--style", str(style), "--vgg", str(tmp_path / "vgg16-x.pth"),
             "--out", str(out), "--steps", "1", "--crop", "32", "--batch-size", "1", "--no-progress"]
     assert train_cli(args) == 0
-    assert weights.load(out).config == adain.AdaINConfig("vgg16")
+    assert weights.load(out).config == adain.AdaINConfig("vgg16", "skip")  # the default decoder for a VGG-16
     assert train_cli([*args[:5], "--vgg", str(tmp_path / "missing.pth"), *args[7:]]) == 2  # a clear error
+    assert train_cli([*args, "--decoder", "reference"]) == 0
+    assert weights.load(out).config == adain.AdaINConfig("vgg16", "reference")
 
 
 def test_cli_holds_out_whole_content_sources(tmp_path, data, caplog, capsys):
@@ -172,11 +175,12 @@ def test_cli_holds_out_whole_content_sources(tmp_path, data, caplog, capsys):
 
 def test_identity_term_reconstructs_the_content_and_is_off_by_default(data):
     state = _vgg16_state("blur")
-    plain = AdaINTask(AdaINSettings(batch_size=2, crop=32), *data, state)
+    plain = AdaINTask(AdaINSettings(batch_size=2, crop=32, decoder="reference"), *data, state)
     torch.manual_seed(0)
     batch = plain.make_batch(torch.Generator().manual_seed(3))
     assert "identity" not in plain.losses(plain.networks()["decoder"], batch["content"], batch["style"])
-    task = AdaINTask(AdaINSettings(batch_size=2, crop=32, lr=3e-4, identity_weight=1.0), *data, state)
+    task = AdaINTask(AdaINSettings(batch_size=2, crop=32, lr=3e-4, identity_weight=1.0, decoder="reference"),
+                     *data, state)
     decoder, steps = _fit_decoder(task, batch, 15)
     identity, terms = [t["identity"].item() for t in steps], steps[-1]
     assert terms["total"].item() == pytest.approx(sum(terms[k].item() for k in ("content", "style", "identity")))

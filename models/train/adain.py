@@ -13,6 +13,13 @@ makes g(t), which is encoded again, and the losses are
   content. It gives the decoder a direct signal to invert the encoder, so short runs (a CPU's worth
   of steps) keep the content's structure; it is what alpha 0 returns at run time.
 
+The decoder is the skip decoder by default (`decoder="skip"`, `models.archs.adain.SkipDecoder`): it reads
+relu2_1 and relu3_1 as well, each moved to the style's statistics like relu4_1, so the content's edges
+reach it directly. The reference decoder rebuilds the picture from relu4_1 alone; measured on one CPU
+thread (4 crops of 128 px, Adam 3e-4), it had not got past the crops' mean colours after 250 steps
+(pixel L1 0.18-0.25 against 0.11-0.15 for each crop's mean colour), while the skip decoder's stylised
+crops show their content after 200 steps.
+
 The exported file is a whole `adain` model (encoder + decoder) for the task 'stylize', which
 `models.stylize.adain_style` and the GAN Style Transfer node load unchanged. The encoder is either
 the reference `vgg_normalised` VGG-19 (config encoder 'vgg19_normalised') or a VGG-16 cut after
@@ -43,7 +50,7 @@ class AdaINSettings:
     style_weight: float = 10.0
     identity_weight: float = 0.0
     encoder: str = "vgg16_blurpool"
-    decoder: str = "reference"
+    decoder: str = "skip"
 
     def __post_init__(self) -> None:
         AdaINConfig(self.encoder, self.decoder)  # validates the names

@@ -32,10 +32,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     e.add_argument("--encoder", default=None, help="reference vgg_normalised.pth (VGG-19 encoder)")
     e.add_argument("--vgg", default=None, help="VGG-16 weights: torchvision vgg16-*.pth or the stlpips file "
                    "(default: the one in the installed stlpips-pytorch package)")
-    m.add_argument("--decoder", choices=("reference", "skip"), default="reference",
-                   help="decoder layout: 'reference' (pytorch-AdaIN's, reads relu4_1 only) or 'skip' (1.4 M "
-                   "parameters, also reads relu2_1 and relu3_1: keeps the content's shapes after short CPU runs; "
-                   "VGG-16 encoders only)")
+    m.add_argument("--decoder", choices=("reference", "skip"), default=None,
+                   help="decoder layout: 'skip' (the default with a VGG-16 encoder: 1.4 M parameters, reads relu2_1 "
+                   "and relu3_1 as well as relu4_1, so it keeps the content's shapes after short CPU runs) or "
+                   "'reference' (pytorch-AdaIN's, relu4_1 only; the only one for --encoder)")
     m.add_argument("--crop", type=int, default=256, help="training crop size (multiple of 8)")
     m.add_argument("--batch-size", type=int, default=8)
     m.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate")
@@ -66,7 +66,7 @@ def prepare(args: argparse.Namespace):
     settings = AdaINSettings(batch_size=args.batch_size, crop=args.crop, lr=args.lr,
                              content_weight=args.content_weight, style_weight=args.style_weight,
                              identity_weight=args.identity_weight, encoder=encoder,
-                             decoder=args.decoder)
+                             decoder=args.decoder or ("reference" if encoder == "vgg19_normalised" else "skip"))
     options = run_options(args)
     content = load_images(args.content, min_side=32, max_side=args.max_side, holdout=args.holdout,
                           holdout_sources=args.holdout_sources)
