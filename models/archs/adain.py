@@ -20,6 +20,11 @@ plain max pooling, as `python -m nodes.train adain` trains them. The anti-aliase
 of floor(n / 2) + 1 px per pooling whose cells sit 7 px up and left of a max-pooled grid at relu4_1:
 `decode` crops those 7 px (`DECODE_OFFSET`), its output is still a px or more larger than the input,
 and `forward` crops it to the content's size. Its features are multiplied by `FEATURE_SCALE` (20).
+
+The config's `decoder` says which decoder: `reference` (the Sequential above, reading relu4_1) or `skip`
+(`SkipDecoder`, keys `decoder.head.…`, `decoder.fuse3.…`: VGG-16 encoders only). The skip decoder also
+reads relu2_1 and relu3_1, and AdaIN moves each of the three levels to the style's statistics;
+`decoder_inputs` gives the levels a decoder reads, and `decode` takes that list.
 """
 
 from __future__ import annotations
@@ -62,8 +67,6 @@ _DECODER_CONVS = {
     18: (128, 128, 3), 21: (64, 128, 3), 25: (64, 64, 3), 28: (3, 64, 3),
 }
 DECODERS = ("reference", "skip")
-SKIP_LEVELS = STYLE_LAYERS[1:]
-"""What the skip decoder reads: relu2_1 (1/2 scale), relu3_1 (1/4) and relu4_1 (1/8)."""
 
 ENCODER_CHILDREN = 31
 """The encoder is `vgg` children 0..30: up to and including relu4_1 (512 channels at 1/8 size)."""
