@@ -13,9 +13,9 @@ completes.
   close to, not equal to, the untiled one (the blending hides seams).
 * `adain_style(model, content, styles)` runs an `adain` model: the content's relu4_1 features (and, for
   the skip decoder, its relu2_1 and relu3_1 features too) get the per-channel mean and std of the style
-  features (with several styles, the weighted mean of their
-  means and stds, which equals the reference's weighted sum of AdaIN results), `alpha` blends them
-  with the content features, the decoder makes the image. `preserve_colour` keeps the content's
+  features (with several styles, the weighted mean of their means and stds, which equals the
+  reference's weighted sum of AdaIN results), `alpha` blends them with the content features, the
+  decoder makes the image. `preserve_colour` keeps the content's
   chroma: only the luma (Y of BT.601 YCbCr) of the stylised image is used, which is the content plus
   the same luma change on every RGB channel. `mask` (B1HW, 1 = stylise) confines the change: the
   result is content * (1 - mask) + stylised * mask, so pixels where the mask is 0 are unchanged.
