@@ -214,10 +214,10 @@ def test_shipped_style_transfer_workflow_paints_with_the_style_and_keeps_colours
     record_property("alpha0_mean_abs_error_0_255", round(float(error), 2))
     assert 0 < error < 0.12 * 255  # the reference-decoder starter gave 0.21 on 0..1 for this photo at 256 px
     # at full style the cat stays recognisable: its edges survive (evaluate-style's edge correlation)
+    from models import layout
     from models.stylize import evaluate
 
-    edges = evaluate.edge_correlation(torch.from_numpy(styled / 255).permute(2, 0, 1)[None].float(),
-                                      torch.from_numpy(content / 255).permute(2, 0, 1)[None].float()).item()
+    edges = evaluate.edge_correlation(layout.from_u8(by_node["902"]), layout.from_u8(by_node["900"])).item()
     record_property("full_style_edge_correlation", round(edges, 3))
     assert edges > 0.28, f"the photo's edges are lost at alpha 1 (correlation {edges:.3f})"
 

@@ -172,7 +172,6 @@ class AdaIN(nn.Module):
 
     def __init__(self, config: AdaINConfig) -> None:
         super().__init__()
-        self.encoder_name = config.encoder
         self.feature_scale = FEATURE_SCALE.get(config.encoder, 1.0)
         self.skip = config.decoder == "skip"
         self.decode_offset = 0 if self.skip else DECODE_OFFSET.get(config.encoder, 0)
