@@ -210,3 +210,43 @@ def test_a_grey_image_is_enhanced_as_rgb():
     out = en.enhance(model, grey, tile=512, overlap=16)
     assert out.shape == (1, 3, 96, 128)
     assert torch.equal(out, en.enhance(model, grey.expand(-1, 3, -1, -1), tile=512, overlap=16))
+
+
+def _textured(size: int) -> torch.Tensor:
+    """Fine random texture over three quarters of the picture, the top-left quarter flat."""
+    texture = 0.3 + 0.4 * torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(3))
+    texture[..., : size // 2, : size // 2] = 0.5
+    return texture
+
+
+def test_noise_level_estimators_read_pure_noise_and_blocks_is_less_fooled_by_texture():
+    from models.archs.enhance import noise_level
+
+    g = torch.Generator().manual_seed(1)
+    noise = torch.randn(2, 3, 256, 256, generator=g) * torch.tensor([0.02, 0.1])[:, None, None, None]
+    for estimator in ("mad", "blocks"):
+        assert torch.allclose(noise_level(noise, estimator), torch.tensor([0.02, 0.1]), rtol=0.05), estimator
+    # a clean picture: fine texture over three quarters, a flat quarter (sky)
+    texture = _textured(256)
+    assert noise_level(texture, "mad") > 0.04  # most pixels are texture: the median reads it as noise
+    assert noise_level(texture, "blocks") < 1e-6  # the quietest squares are flat
+    with pytest.raises(ValueError, match="estimator"):
+        noise_level(noise, "max")
+    with pytest.raises(ValueError, match="noise_estimator"):
+        EnhanceConfig(guide=True, noise_estimator="max")
+
+
+def test_the_noise_estimator_changes_the_guides_not_the_weights():
+    from models.archs.enhance import noise_level
+
+    config = EnhanceConfig(base_channels=8, levels=1, blocks=1, context_size=32, guide=True)
+    first = _model(config).module
+    second = EnhanceNet(EnhanceConfig(base_channels=8, levels=1, blocks=1, context_size=32, guide=True,
+                                      noise_estimator="blocks")).eval()
+    second.load_state_dict(first.state_dict())
+    x = _textured(64) * 2 - 1
+    with torch.no_grad():
+        mad, blocks = first.global_context(x).noise, second.global_context(x).noise
+        assert torch.equal(mad, noise_level(x, "mad")) and torch.equal(blocks, noise_level(x, "blocks"))
+        assert mad > 1.2 * blocks
+        assert (first(x) - second(x)).abs().max() > 1e-3

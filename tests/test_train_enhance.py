@@ -138,6 +138,12 @@ def test_init_starts_from_a_saved_model_and_refuses_another_config(tmp_path, pho
                                 init=str(tmp_path / "a" / "en.safetensors"))
     with pytest.raises(ValueError, match="--init"):
         EnhanceTask(other, load_images(photos, min_side=16)).networks()
+    # the noise estimator carries no weights: a fine-tune may switch it
+    switched = dataclasses.replace(settings, net=dataclasses.replace(TINY, noise_estimator="blocks"),
+                                   init=str(tmp_path / "a" / "en.safetensors"))
+    generator = EnhanceTask(switched, load_images(photos, min_side=16)).networks()["G"]
+    assert generator.config.noise_estimator == "blocks"
+    assert torch.equal(generator.state_dict()["tail.weight"], first.module.state_dict()["tail.weight"])
 
 
 def _random_vgg(scale=1.0):

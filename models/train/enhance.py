@@ -49,6 +49,7 @@ class EnhanceSettings:
     adv_weight: float = 0.005
     discriminator_width: int = 32
     init: str | None = None  # start G from this enhance weights file (fine-tuning); its config must be `net`
+    # (up to the noise estimator)
     perceptual_weight: float = 0.0  # > 0: add the VGG-16 feature term (needs a loss network, see EnhanceTask)
 
     def __post_init__(self) -> None:
@@ -110,7 +111,8 @@ class EnhanceTask(Task):
         generator = EnhanceNet(s.net)
         if s.init is not None:
             start = weights.load(s.init)
-            if start.arch != ARCHITECTURE.id or start.config != s.net:
+            same = dataclasses.replace(start.config, noise_estimator=s.net.noise_estimator)  # it has no weights
+            if start.arch != ARCHITECTURE.id or same != s.net:
                 raise ValueError(f"--init {s.init}: a {start.arch!r} model with config {start.config}; this run builds "
                                  f"{ARCHITECTURE.id!r} with {s.net}")
             generator.load_state_dict(start.module.state_dict())

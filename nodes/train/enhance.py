@@ -56,6 +56,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    help="classical guides: the network also sees two bilateral filters of the input, tuned to its "
                    "measured noise level, and a noise-level map, and mixes them into its output (needs the context "
                    "branch)")
+    m.add_argument("--noise-estimator", choices=("mad", "blocks"), default=None,
+                   help="with --guide: how the noise level is measured: 'mad' (median of a high-pass; fine texture "
+                   "reads as noise) or 'blocks' (the quietest tenth of 8x8 squares); default mad, or the --init "
+                   "file's")
     m.add_argument("--perceptual-weight", type=float, default=0.0,
                    help="weight of a VGG-16 feature loss (relu2_2 + relu3_3, relative L1; 0 = off, e.g. 0.05)")
     m.add_argument("--vgg", default=None, metavar="FILE",
@@ -120,6 +124,8 @@ def prepare(args: argparse.Namespace):
         from models import weights
 
         net = weights.load(args.init).config
+    if args.noise_estimator is not None:
+        net = dataclasses.replace(net, noise_estimator=args.noise_estimator)
     settings = EnhanceSettings(
         degradation=None if args.pairs else degradation_config(args.preset, args.degrade),
         net=net,
