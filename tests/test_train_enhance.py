@@ -7,6 +7,7 @@ import json
 import pytest
 import torch
 from gradients import gradient, gradient_folder, save_png
+from lossnet import random_vgg
 
 from models import metrics, weights
 from models.archs.enhance import EnhanceConfig
@@ -146,27 +147,12 @@ def test_init_starts_from_a_saved_model_and_refuses_another_config(tmp_path, pho
     assert torch.equal(generator.state_dict()["tail.weight"], first.module.state_dict()["tail.weight"])
 
 
-def _random_vgg(scale=1.0):
-    """A VGG-16 up to relu3_3 with random weights; `scale` multiplies every activation exactly (ReLU and max
-    pooling are positively homogeneous, so scaling the first conv and every bias scales all features)."""
-    from models.archs.vgg import VGG16Features
-
-    torch.manual_seed(3)
-    vgg = VGG16Features("max", last="relu3_3").requires_grad_(False).eval()
-    with torch.no_grad():
-        vgg.conv1_1.weight.mul_(scale)
-        for module in vgg.modules():
-            if isinstance(module, torch.nn.Conv2d):
-                module.bias.mul_(scale)
-    return vgg
-
-
 def test_perceptual_distance_is_zero_on_equal_images_and_ignores_the_loss_network_scale():
-    from models.train.enhance import perceptual_distance
+    from models.train.features import perceptual_distance
 
     clean = gradient(48, 48, 1)[None]
     noisy = degrade.degrade(clean, NOISE, seed=1)
-    base, scaled = _random_vgg(1.0), _random_vgg(20.0)
+    base, scaled = random_vgg(1.0), random_vgg(20.0)
     assert float(perceptual_distance(base, clean, clean)) == 0.0
     d = float(perceptual_distance(base, noisy, clean))
     assert d > 0.05
@@ -182,7 +168,7 @@ def test_perceptual_term_changes_training_and_needs_a_loss_network(tmp_path, pho
     with pytest.raises(ValueError, match="needs a VGG-16 loss network"):
         EnhanceTask(with_vgg, data)
     results = {}
-    for name, settings, vgg in (("plain", plain, None), ("vgg", with_vgg, _random_vgg())):
+    for name, settings, vgg in (("plain", plain, None), ("vgg", with_vgg, random_vgg())):
         options = RunOptions(out=tmp_path / f"{name}.safetensors", steps=3, log_every=1, checkpoint_every=3,
                              preview_every=3, progress=False)
         results[name] = weights.load(Trainer(EnhanceTask(settings, data, vgg), options).run()).module.state_dict()

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 from gradients import gradient_folder
+from lossnet import random_vgg
 
 from models import masks, weights
 from models.archs.context_encoder import AnyMaskConfig, ContextEncoderConfig
@@ -77,6 +78,31 @@ def test_harmonic_prefill_trains_without_a_discriminator_and_loads_with_its_conf
     assert _hole_error(loaded, image, mask) < 1.5 * harmonic_error + 0.01  # it starts at that fill
     filled = inpaint(loaded, image, mask)
     assert torch.equal(filled[:, :, :12], image[:, :, :12])
+
+
+def test_init_fine_tunes_a_saved_inpainter_with_a_perceptual_term(tmp_path, photos):
+    config = dataclasses.replace(TINY, prefill="harmonic")
+    settings = InpaintSettings(batch_size=4, crop=32, lr=2e-3, adv_weight=0.0, anymask=config, discriminator_width=4)
+    first = weights.load(_run(tmp_path / "a", settings, photos, steps=4))
+    data = load_images(photos, min_side=16)
+    tuned = dataclasses.replace(settings, init=str(tmp_path / "a" / "ce.safetensors"), perceptual_weight=1.0)
+    with pytest.raises(ValueError, match="needs a VGG-16 loss network"):
+        InpaintTask(tuned, data)
+    generator = InpaintTask(tuned, data, random_vgg()).networks()["G"]
+    for name, tensor in first.module.state_dict().items():
+        assert torch.equal(generator.state_dict()[name], tensor), name
+    options = RunOptions(out=tmp_path / "b" / "ce.safetensors", steps=3, log_every=1, checkpoint_every=3,
+                         preview_every=3, progress=False)
+    second = weights.load(Trainer(InpaintTask(tuned, data, random_vgg()), options).run())
+    rows = [json.loads(x) for x in (tmp_path / "b" / "ce.metrics.jsonl").read_text().splitlines()]
+    assert all(r["perceptual"] > 0 for r in rows)
+    assert second.provenance["task_settings"]["settings"]["init"] == "ce.safetensors"  # a name, not a path
+    assert any(not torch.equal(second.module.state_dict()[k], v) for k, v in first.module.state_dict().items())
+    other = dataclasses.replace(tuned, anymask=TINY)
+    with pytest.raises(ValueError, match="--init"):
+        InpaintTask(other, data, random_vgg()).networks()
+    with pytest.raises(ValueError, match="anymask variant"):
+        InpaintSettings(variant="paper", perceptual_weight=1.0)
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])

@@ -11,10 +11,7 @@ Pairs come from one of two sources:
 Losses: L1 to the clean image plus a small LSGAN term from a PatchGAN that sees (input, output) pairs,
 as pix2pix conditions its discriminator (with `adv_weight` 0 the discriminator is not run at all).
 Optionally (`perceptual_weight` > 0, off by default so that training needs no pretrained network) a
-perceptual term on a frozen VGG-16 (`models.archs.vgg`): the
-L1 distance of the output's and the target's relu2_2 and relu3_3 features, each divided by the mean
-magnitude of the target's features, so that the weight means the same for VGG files whose activations
-differ in scale (torchvision's and the anti-aliased one of stlpips-pytorch differ ~20x).
+perceptual term on a frozen VGG-16 (`models.train.features`).
 """
 
 from __future__ import annotations
@@ -35,6 +32,7 @@ from ..enhance.degrade import RESTORE, DegradeConfig, degrade
 from ..layout import from_signed, to_signed
 from .data import ImageSet, PairSet, random_crops
 from .engine import Export, StepContext, Task, adam, finite_or_raise
+from .features import check_loss_network, perceptual_distance
 
 
 @dataclass(frozen=True)
@@ -62,20 +60,6 @@ class EnhanceSettings:
             raise ValueError("adv_weight and perceptual_weight must be >= 0, lr and d_lr_ratio > 0")
 
 
-PERCEPTUAL_LAYERS = ("relu2_2", "relu3_3")
-
-
-def perceptual_distance(vgg: VGG16Features, out: Tensor, target: Tensor) -> Tensor:
-    """Sum over PERCEPTUAL_LAYERS of mean |f(out) - f(target)| / mean |f(target)|; images in [0, 1], 1 or 3 channels."""
-    if out.shape[1] == 1:
-        out, target = out.expand(-1, 3, -1, -1), target.expand(-1, 3, -1, -1)
-    f_out = vgg.features(out, PERCEPTUAL_LAYERS)
-    with torch.no_grad():
-        f_target = vgg.features(target, PERCEPTUAL_LAYERS)
-    return sum((f_out[n].float() - f_target[n].float()).abs().mean() / (f_target[n].float().abs().mean() + 1e-6)
-               for n in PERCEPTUAL_LAYERS)
-
-
 class EnhanceTask(Task):
     name = "enhance"
     preview_columns = 3
@@ -84,11 +68,7 @@ class EnhanceTask(Task):
         """`vgg`: the frozen loss network of the perceptual term (needed when settings.perceptual_weight > 0)."""
         paired = isinstance(data, PairSet)
         if settings.perceptual_weight > 0:
-            if vgg is None:
-                raise ValueError("perceptual_weight > 0 needs a VGG-16 loss network (models.pretrained.load_vgg16)")
-            missing = [n for n in PERCEPTUAL_LAYERS if n not in vgg._modules]
-            if missing:
-                raise ValueError(f"the loss network lacks layers {missing}; load VGG-16 at least up to relu3_3")
+            check_loss_network(vgg)
         if paired != (settings.degradation is None):
             raise ValueError("real pairs need degradation=None, and a degradation needs single images (not pairs)")
         if paired and data.a is None:

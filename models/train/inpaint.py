@@ -10,7 +10,10 @@ Two variants, both trained with the losses of Pathak et al. 2016 adapted to what
 * `anymask`: our any-mask generator on random crops with masks drawn per item from the random-block,
   free-form stroke and LaMa-irregular generators of `models.masks` (the same code the mask nodes
   use). Loss = masked L1 (hole pixels weighted `hole_weight`x, valid pixels 1x) + `adv_weight` *
-  LSGAN adversarial, where a PatchGAN sees the composited image plus the mask.
+  LSGAN adversarial, where a PatchGAN sees the composited image plus the mask, + `perceptual_weight` *
+  the VGG-16 feature distance of the composited image to the photo (`models.train.features`; L1 alone
+  gives the mean of the plausible fills, a blur, where features ask for texture). `init` fine-tunes a
+  saved any-mask model.
 
 Everything here is plain PyTorch; `python -m nodes.train inpaint` is the command line over it.
 """
@@ -18,13 +21,14 @@ Everything here is plain PyTorch; `python -m nodes.train inpaint` is the command
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .. import masks
+from .. import masks, weights
 from ..archs.context_encoder import (
     PAPER_FILL_RGB,
     PAPER_OVERLAP,
@@ -36,9 +40,11 @@ from ..archs.context_encoder import (
     ContextEncoderDConfig,
 )
 from ..archs.patchgan import PatchGAN, PatchGANConfig
+from ..archs.vgg import VGG16Features
 from ..layout import from_signed, to_signed
 from .data import ImageSet, random_crops
 from .engine import Export, StepContext, Task, adam, finite_or_raise
+from .features import check_loss_network, perceptual_distance
 
 VARIANTS = ("anymask", "paper")
 MASK_KINDS = ("blocks", "strokes", "irregular")
@@ -60,6 +66,8 @@ class InpaintSettings:
     anymask: AnyMaskConfig = field(default_factory=AnyMaskConfig)
     paper: ContextEncoderConfig = field(default_factory=ContextEncoderConfig)
     discriminator_width: int = 64
+    perceptual_weight: float = 0.0  # anymask: > 0 adds the VGG-16 feature term (needs a loss network)
+    init: str | None = None  # anymask: start G from this saved any-mask model; its config must be `anymask`
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
@@ -73,8 +81,10 @@ class InpaintSettings:
         unknown = set(self.mask_kinds) - set(MASK_KINDS)
         if not self.mask_kinds or unknown:
             raise ValueError(f"mask_kinds must be a non-empty subset of {MASK_KINDS}, got {self.mask_kinds}")
-        if self.lr <= 0 or self.d_lr_ratio <= 0 or self.adv_weight < 0:
-            raise ValueError("lr and d_lr_ratio must be > 0 and adv_weight >= 0")
+        if self.lr <= 0 or self.d_lr_ratio <= 0 or self.adv_weight < 0 or self.perceptual_weight < 0:
+            raise ValueError("lr and d_lr_ratio must be > 0, adv_weight and perceptual_weight >= 0")
+        if self.variant == "paper" and (self.perceptual_weight > 0 or self.init is not None):
+            raise ValueError("perceptual_weight and init are for the anymask variant (the paper model keeps its own)")
 
 
 def paper_hole(size: int) -> tuple[int, int]:
@@ -117,12 +127,18 @@ class InpaintTask(Task):
     name = "inpaint"
     preview_columns = 3
 
-    def __init__(self, settings: InpaintSettings, data: ImageSet) -> None:
-        self.settings, self.data = settings, data
+    def __init__(self, settings: InpaintSettings, data: ImageSet, vgg: VGG16Features | None = None) -> None:
+        """`vgg`: the frozen loss network of the perceptual term (needed when settings.perceptual_weight > 0)."""
+        if settings.perceptual_weight > 0:
+            check_loss_network(vgg)
+        self.settings, self.data, self.vgg = settings, data, vgg
 
     def describe(self) -> dict[str, Any]:
+        settings = asdict(self.settings)
+        if self.settings.init is not None:  # file names only: provenance must not carry this machine's paths
+            settings["init"] = Path(self.settings.init).name
         return {
-            "settings": asdict(self.settings),
+            "settings": settings,
             "data": {"folder": self.data.root.name, "images": len(self.data), "skipped": len(self.data.skipped),
                      "held_out": len(self.data.held_out), "held_out_sources": list(self.data.held_out_sources)},
         }
@@ -133,7 +149,14 @@ class InpaintTask(Task):
             d_config = ContextEncoderDConfig(nc=3, ndf=s.discriminator_width, patch_size=s.paper.output_size)
             return {"G": ContextEncoder(s.paper), "D": ContextEncoderD(d_config)}
         d_config = PatchGANConfig(input_nc=4, ndf=s.discriminator_width, n_layers=3, norm="instance")
-        return {"G": AnyMaskContextEncoder(s.anymask), "D": PatchGAN(d_config)}
+        generator = AnyMaskContextEncoder(s.anymask)
+        if s.init is not None:
+            start = weights.load(s.init)
+            if start.arch != "context_encoder_anymask" or start.config != s.anymask:
+                raise ValueError(f"--init {s.init}: a {start.arch!r} model with config {start.config}; this run builds "
+                                 f"'context_encoder_anymask' with {s.anymask}")
+            generator.load_state_dict(start.module.state_dict())
+        return {"G": generator, "D": PatchGAN(d_config)}
 
     def optimizers(self, nets: dict[str, nn.Module]) -> dict[str, torch.optim.Optimizer]:
         s = self.settings
@@ -201,8 +224,15 @@ class InpaintTask(Task):
         hole = (error * mask).sum() / (3 * mask.sum()).clamp(min=1)
         valid = (error * (1 - mask)).sum() / (3 * (1 - mask).sum()).clamp(min=1)
         loss_g = s.hole_weight * hole + valid + s.adv_weight * adv
+        losses = {"loss_d": loss_d.item(), "l1_hole": hole.item(), "l1_valid": valid.item(), "adv": adv.item()}
+        if s.perceptual_weight > 0:
+            vgg = self.vgg.to(real.device)
+            with ctx.autocast():
+                perceptual = perceptual_distance(vgg, from_signed(comp), from_signed(real))
+            loss_g = loss_g + s.perceptual_weight * perceptual
+            losses["perceptual"] = perceptual.item()
         ctx.optimize(loss_g, "G")
-        return {"loss_d": loss_d.item(), "l1_hole": hole.item(), "l1_valid": valid.item(), "adv": adv.item()}
+        return losses
 
     # -- previews and export -------------------------------------------------------------------------
 

@@ -41,6 +41,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    help="anymask: decoder upsampling (resize + conv avoids checkerboard artefacts)")
     m.add_argument("--prefill", choices=("none", "harmonic"), default="none",
                    help="anymask: start from the harmonic (Laplace) fill of the hole and learn a correction to it")
+    m.add_argument("--perceptual-weight", type=float, default=0.0,
+                   help="anymask: weight of a VGG-16 feature loss on the filled image (relu2_2 + relu3_3, relative "
+                   "L1; 0 = off, e.g. 0.1): asks for texture where L1 alone settles for a blur")
+    m.add_argument("--vgg", default=None, metavar="FILE",
+                   help="VGG-16 weights for --perceptual-weight: torchvision vgg16-*.pth or the stlpips file "
+                   "(default: the one in the installed stlpips-pytorch package)")
+    m.add_argument("--init", default=None, metavar="FILE",
+                   help="anymask: fine-tune this saved any-mask model (its config replaces the width options above)")
     m.add_argument("--bottleneck", type=int, default=4000, help="paper: bottleneck channels")
     m.add_argument("--width", type=int, default=64, help="paper: nef = ngf; also the discriminator width")
     add_run_options(parser, steps=20000)
@@ -62,6 +70,12 @@ def prepare(args: argparse.Namespace):
 
     from .run_options import run_options
 
+    anymask = AnyMaskConfig(args.base_channels, args.downsamplings, args.bottleneck_blocks, args.norm, args.upsample,
+                            args.prefill)
+    if args.init:
+        from models import weights
+
+        anymask = weights.load(args.init).config
     settings = InpaintSettings(
         variant=args.variant,
         batch_size=args.batch_size,
@@ -71,14 +85,20 @@ def prepare(args: argparse.Namespace):
         adv_weight=args.adv_weight,
         hole_weight=args.hole_weight,
         mask_kinds=tuple(k.strip() for k in args.mask_kinds.split(",") if k.strip()),
-        anymask=AnyMaskConfig(args.base_channels, args.downsamplings, args.bottleneck_blocks, args.norm, args.upsample,
-                              args.prefill),
+        anymask=anymask,
         paper=ContextEncoderConfig(nef=args.width, ngf=args.width, bottleneck=args.bottleneck),
         discriminator_width=args.width,
+        perceptual_weight=args.perceptual_weight,
+        init=args.init,
     )
+    vgg = None
+    if args.perceptual_weight > 0:
+        from models.pretrained import load_vgg16
+
+        vgg = load_vgg16(args.vgg, last="relu3_3")
     options = run_options(args)
     data = load_images(args.data, min_side=32, max_side=args.max_side, holdout=args.holdout,
                        holdout_sources=args.holdout_sources)
     log.info("training on %d images from %s (%d skipped, %d held out)", len(data), args.data, len(data.skipped),
              len(data.held_out))
-    return InpaintTask(settings, data), options
+    return InpaintTask(settings, data, vgg), options
