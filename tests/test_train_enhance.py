@@ -176,3 +176,24 @@ def test_perceptual_term_changes_training_and_needs_a_loss_network(tmp_path, pho
         assert ("perceptual" in rows[-1]) == (name == "vgg")
     assert rows[-1]["perceptual"] > 0
     assert any(not torch.equal(results["plain"][k], results["vgg"][k]) for k in results["plain"])
+
+
+def test_the_psnr_loss_weighs_each_crop_by_its_own_error_and_trains(tmp_path, photos):
+    from models.train.enhance import PSNR_FLOOR, log_mse
+
+    target = torch.zeros(2, 3, 8, 8)
+    assert float(log_mse(target, target)) == pytest.approx(float(torch.log(torch.tensor(PSNR_FLOOR))))
+    small, large = target.clone(), target.clone()
+    small[0] += 0.01  # one crop slightly off, the other exact
+    large[0] += 0.1
+    # tenfold error on one crop: log-MSE rises by log(100)/2 per crop on average, whatever the absolute scale
+    rise = float(log_mse(large, target) - log_mse(small, target))
+    assert rise == pytest.approx(0.5 * float(torch.log(torch.tensor((0.01 + PSNR_FLOOR) / (1e-4 + PSNR_FLOOR)))),
+                                 rel=1e-4)
+    with pytest.raises(ValueError, match="pixel_loss"):
+        EnhanceSettings(pixel_loss="l2")
+    settings = EnhanceSettings(degradation=NOISE, net=TINY, batch_size=2, crop=32, adv_weight=0, pixel_loss="psnr")
+    out = _train(tmp_path, settings, load_images(photos, min_side=16), steps=3)
+    rows = [json.loads(x) for x in (tmp_path / "en.metrics.jsonl").read_text().splitlines()]
+    assert all(r["log_mse"] < 0 for r in rows)
+    assert weights.load(out).provenance["task_settings"]["settings"]["pixel_loss"] == "psnr"

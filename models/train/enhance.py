@@ -35,6 +35,17 @@ from .engine import Export, StepContext, Task, adam, finite_or_raise
 from .features import check_loss_network, perceptual_distance
 
 
+PIXEL_LOSSES = ("l1", "psnr")
+PSNR_FLOOR = (0.5 * 2 / 255) ** 2  # added to each crop's MSE ([-1, 1] scale): half a level, about 54 dB
+
+
+def log_mse(out: Tensor, target: Tensor) -> Tensor:
+    """Mean over the batch of log(MSE + PSNR_FLOOR) per crop: minimising it maximises the mean PSNR, so a
+    clean or lightly degraded crop (small error) counts as much as a heavily degraded one."""
+    mse = (out - target).square().flatten(1).mean(dim=1)
+    return torch.log(mse + PSNR_FLOOR).mean()
+
+
 @dataclass(frozen=True)
 class EnhanceSettings:
     degradation: DegradeConfig | None = RESTORE  # None: the data are real pairs
@@ -49,6 +60,7 @@ class EnhanceSettings:
     init: str | None = None  # start G from this enhance weights file (fine-tuning); its config must be `net`
     # (up to the noise estimator)
     perceptual_weight: float = 0.0  # > 0: add the VGG-16 feature term (needs a loss network, see EnhanceTask)
+    pixel_loss: str = "l1"  # "l1", or "psnr": the mean over crops of log(MSE), the negated PSNR up to a scale
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -58,6 +70,8 @@ class EnhanceSettings:
             raise ValueError(f"crop must be >= 32 and a multiple of {m}, got {self.crop}")
         if self.adv_weight < 0 or self.perceptual_weight < 0 or self.lr <= 0 or self.d_lr_ratio <= 0:
             raise ValueError("adv_weight and perceptual_weight must be >= 0, lr and d_lr_ratio > 0")
+        if self.pixel_loss not in PIXEL_LOSSES:
+            raise ValueError(f"pixel_loss must be one of {PIXEL_LOSSES}, got {self.pixel_loss!r}")
 
 
 class EnhanceTask(Task):
@@ -125,8 +139,12 @@ class EnhanceTask(Task):
         with ctx.autocast():
             out = ctx.nets["G"](x).float()
         l1 = (out - target).abs().mean()
-        total = l1
         losses = {"l1": l1.item(), "l1_input": (x - target).abs().mean().item()}
+        if s.pixel_loss == "psnr":
+            total = log_mse(out, target)
+            losses["log_mse"] = total.item()
+        else:
+            total = l1
         if s.adv_weight > 0:  # with weight 0 the discriminator would only cost time: it stays as initialised
             with ctx.autocast():
                 d_real = ctx.nets["D"](torch.cat([x, target], 1)).float()

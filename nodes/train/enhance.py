@@ -60,6 +60,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    help="with --guide: how the noise level is measured: 'mad' (median of a high-pass; fine texture "
                    "reads as noise) or 'blocks' (the quietest tenth of 8x8 squares); default mad, or the --init "
                    "file's")
+    m.add_argument("--pixel-loss", choices=("l1", "psnr"), default="l1",
+                   help="l1, or psnr: the mean over crops of log(MSE), so clean and lightly degraded crops weigh as "
+                   "much as heavy ones (the scores are mean PSNRs)")
     m.add_argument("--perceptual-weight", type=float, default=0.0,
                    help="weight of a VGG-16 feature loss (relu2_2 + relu3_3, relative L1; 0 = off, e.g. 0.05)")
     m.add_argument("--vgg", default=None, metavar="FILE",
@@ -138,6 +141,7 @@ def prepare(args: argparse.Namespace):
         discriminator_width=args.discriminator_width,
         init=args.init,
         perceptual_weight=args.perceptual_weight,
+        pixel_loss=args.pixel_loss,
     )
     vgg = None
     if args.perceptual_weight > 0:
