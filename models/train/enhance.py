@@ -34,7 +34,6 @@ from .data import ImageSet, PairSet, random_crops
 from .engine import Export, StepContext, Task, adam, finite_or_raise
 from .features import check_loss_network, perceptual_distance
 
-
 PIXEL_LOSSES = ("l1", "psnr")
 PSNR_FLOOR = (0.5 * 2 / 255) ** 2  # added to each crop's MSE ([-1, 1] scale): half a level, about 54 dB
 
