@@ -2,10 +2,9 @@
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
+from samples import read_sample
 
 from models import stylize, weights
 from models.archs.adain import AdaINConfig
@@ -14,15 +13,6 @@ pytestmark = pytest.mark.unit
 
 ROOT = Path(__file__).resolve().parents[1]
 ADAIN = ROOT / "models" / "weights" / "adain_vgg16_paintings.safetensors"
-INPUTS = ROOT / "workflows" / "inputs"
-
-
-def _read(name: str, long_side: int = 256) -> torch.Tensor:
-    with Image.open(INPUTS / name) as im:
-        im = im.convert("RGB")
-        scale = long_side / max(im.size)
-        im = im.resize((round(im.width * scale), round(im.height * scale)), Image.Resampling.LANCZOS)
-        return torch.from_numpy(np.asarray(im, dtype=np.float32) / 255).permute(2, 0, 1)[None]
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +22,7 @@ def adain_model():
 
 @pytest.fixture(scope="module")
 def starry():
-    return _read("starry_night.jpg")
+    return read_sample("starry_night.jpg")
 
 
 def test_adain_starter_file_is_a_vgg16_adain_model_stored_small(adain_model):
@@ -47,7 +37,7 @@ def test_alpha_0_reconstructs_the_content(adain_model, starry, record_property):
     """alpha 0 is the decoder's reconstruction: close to the content, not equal (the error is reported)."""
     errors = []
     for name in ("astronaut.jpg", "chelsea.jpg", "coffee.jpg"):
-        content = _read(name)
+        content = read_sample(name)
         out = stylize.adain_style(adain_model, content, [starry], alpha=0.0)
         assert out.shape == content.shape
         errors.append((out - content).abs().mean().item())
@@ -68,7 +58,7 @@ def test_alpha_1_keeps_the_contents_edges_and_reaches_the_paintings_statistics(a
     vgg = pretrained.load_vgg16(None, last=evaluate.CONTENT_LAYER)
     measured = {}
     for name in ("astronaut.jpg", "chelsea.jpg", "coffee.jpg"):
-        content = _read(name)
+        content = read_sample(name)
         out = stylize.adain_style(adain_model, content, [starry])
         with torch.no_grad():
             edges = evaluate.edge_correlation(out, content).item()
@@ -80,7 +70,7 @@ def test_alpha_1_keeps_the_contents_edges_and_reaches_the_paintings_statistics(a
 
 
 def test_alpha_1_moves_the_colours_towards_the_style(adain_model, starry):
-    content = _read("chelsea.jpg")
+    content = read_sample("chelsea.jpg")
     out = stylize.adain_style(adain_model, content, [starry])
     half = stylize.adain_style(adain_model, content, [starry], alpha=0.5)
     zero = stylize.adain_style(adain_model, content, [starry], alpha=0.0)
@@ -92,7 +82,7 @@ def test_alpha_1_moves_the_colours_towards_the_style(adain_model, starry):
 
 
 def test_adain_starter_weights_take_odd_sizes_grayscale_and_refuse_bad_inputs(adain_model, starry):
-    gray = _read("coffee.jpg", 101).mean(dim=1, keepdim=True)
+    gray = read_sample("coffee.jpg", 101).mean(dim=1, keepdim=True)
     out = stylize.adain_style(adain_model, gray, [starry])
     assert out.shape == (1, 3, *gray.shape[-2:])
     assert torch.equal(out, stylize.adain_style(adain_model, gray.expand(-1, 3, -1, -1), [starry]))
