@@ -35,12 +35,14 @@ from .engine import Export, StepContext, Task, adam, finite_or_raise
 from .features import check_loss_network, perceptual_distance
 
 PIXEL_LOSSES = ("l1", "psnr")
-PSNR_FLOOR = (0.5 * 2 / 255) ** 2  # added to each crop's MSE ([-1, 1] scale): half a level, about 54 dB
+PSNR_CEILING_DB = 45.0  # a crop restored beyond this earns little more: a clean photo need not reach 60 dB
+PSNR_FLOOR = 4.0 * 10 ** (-PSNR_CEILING_DB / 10)  # added to each crop's MSE ([-1, 1] scale: peak-to-peak 2)
 
 
 def log_mse(out: Tensor, target: Tensor) -> Tensor:
-    """Mean over the batch of log(MSE + PSNR_FLOOR) per crop: minimising it maximises the mean PSNR, so a
-    clean or lightly degraded crop (small error) counts as much as a heavily degraded one."""
+    """Mean over the batch of log(MSE + PSNR_FLOOR) per crop: minimising it maximises the mean PSNR (capped
+    near PSNR_CEILING_DB), so a clean or lightly degraded crop (small error) counts as much as a heavily
+    degraded one, but a crop already past the ceiling stops pulling the network towards pass-through."""
     mse = (out - target).square().flatten(1).mean(dim=1)
     return torch.log(mse + PSNR_FLOOR).mean()
 
