@@ -8,8 +8,10 @@ Pairs come from one of two sources:
 * **paired**: real (degraded A, clean B) pairs from `data.load_pairs` (folders A/ and B/, or A|B
   side by side), cropped at the same place.
 
-Losses: L1 to the clean image plus a small LSGAN term from a PatchGAN that sees (input, output) pairs,
-as pix2pix conditions its discriminator (with `adv_weight` 0 the discriminator is not run at all).
+Losses: L1 to the clean image (or, `pixel_loss="psnr"`, the mean over crops of log(MSE), which is the mean
+PSNR the evaluations report, capped at PSNR_CEILING_DB) plus a small LSGAN term from a PatchGAN that sees
+(input, output) pairs, as pix2pix conditions its discriminator (with `adv_weight` 0 the discriminator is
+not run at all).
 Optionally (`perceptual_weight` > 0, off by default so that training needs no pretrained network) a
 perceptual term on a frozen VGG-16 (`models.train.features`).
 """
@@ -61,7 +63,7 @@ class EnhanceSettings:
     init: str | None = None  # start G from this enhance weights file (fine-tuning); its config must be `net`
     # (up to the noise estimator)
     perceptual_weight: float = 0.0  # > 0: add the VGG-16 feature term (needs a loss network, see EnhanceTask)
-    pixel_loss: str = "l1"  # "l1", or "psnr": the mean over crops of log(MSE), the negated PSNR up to a scale
+    pixel_loss: str = "l1"  # "l1", or "psnr": `log_mse`, the mean PSNR over crops negated (up to a scale)
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
