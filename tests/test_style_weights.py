@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from samples import read_sample
+from samples import PHOTOS, read_sample
 
 from models import stylize, weights
 from models.archs.adain import AdaINConfig
@@ -36,7 +36,7 @@ def test_adain_starter_file_is_a_vgg16_adain_model_stored_small(adain_model):
 def test_alpha_0_reconstructs_the_content(adain_model, starry, record_property):
     """alpha 0 is the decoder's reconstruction: close to the content, not equal (the error is reported)."""
     errors = []
-    for name in ("astronaut.jpg", "chelsea.jpg", "coffee.jpg"):
+    for name in PHOTOS:
         content = read_sample(name)
         out = stylize.adain_style(adain_model, content, [starry], alpha=0.0)
         assert out.shape == content.shape
@@ -57,7 +57,7 @@ def test_alpha_1_keeps_the_contents_edges_and_reaches_the_paintings_statistics(a
 
     vgg = pretrained.load_vgg16(None, last=evaluate.CONTENT_LAYER)
     measured = {}
-    for name in ("astronaut.jpg", "chelsea.jpg", "coffee.jpg"):
+    for name in PHOTOS:
         content = read_sample(name)
         out = stylize.adain_style(adain_model, content, [starry])
         with torch.no_grad():

@@ -34,7 +34,7 @@ from ..enhance.degrade import RESTORE, DegradeConfig, degrade
 from ..layout import from_signed, to_signed
 from .data import ImageSet, PairSet, random_crops
 from .engine import Export, StepContext, Task, adam, finite_or_raise
-from .features import check_loss_network, perceptual_distance
+from .features import check_loss_network, perceptual_term
 
 PIXEL_LOSSES = ("l1", "psnr")
 PSNR_CEILING_DB = 45.0  # a crop restored beyond this earns little more: a clean photo need not reach 60 dB
@@ -160,9 +160,7 @@ class EnhanceTask(Task):
             total = total + s.adv_weight * adv
             losses.update(loss_d=loss_d.item(), adv=adv.item())
         if s.perceptual_weight > 0:
-            vgg = self.vgg.to(x.device)
-            with ctx.autocast():
-                perceptual = perceptual_distance(vgg, from_signed(out), from_signed(target))
+            perceptual = perceptual_term(self.vgg, ctx, out, target)
             total = total + s.perceptual_weight * perceptual
             losses["perceptual"] = perceptual.item()
         ctx.optimize(total, "G")

@@ -11,6 +11,8 @@ import torch
 from torch import Tensor
 
 from ..archs.vgg import VGG16Features
+from ..layout import from_signed
+from .engine import StepContext
 
 PERCEPTUAL_LAYERS = ("relu2_2", "relu3_3")
 
@@ -34,3 +36,9 @@ def perceptual_distance(vgg: VGG16Features, out: Tensor, target: Tensor) -> Tens
         f_target = vgg.features(target, PERCEPTUAL_LAYERS)
     return sum((f_out[n].float() - f_target[n].float()).abs().mean() / (f_target[n].float().abs().mean() + 1e-6)
                for n in PERCEPTUAL_LAYERS)
+
+
+def perceptual_term(vgg: VGG16Features, ctx: StepContext, out: Tensor, target: Tensor) -> Tensor:
+    """`perceptual_distance` of a training step's [-1, 1] output to its [-1, 1] target, under the step's autocast."""
+    with ctx.autocast():
+        return perceptual_distance(vgg.to(out.device), from_signed(out), from_signed(target))

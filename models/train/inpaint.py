@@ -44,7 +44,7 @@ from ..archs.vgg import VGG16Features
 from ..layout import from_signed, to_signed
 from .data import ImageSet, random_crops
 from .engine import Export, StepContext, Task, adam, finite_or_raise
-from .features import check_loss_network, perceptual_distance
+from .features import check_loss_network, perceptual_term
 
 VARIANTS = ("anymask", "paper")
 MASK_KINDS = ("blocks", "strokes", "irregular")
@@ -226,9 +226,7 @@ class InpaintTask(Task):
         loss_g = s.hole_weight * hole + valid + s.adv_weight * adv
         losses = {"loss_d": loss_d.item(), "l1_hole": hole.item(), "l1_valid": valid.item(), "adv": adv.item()}
         if s.perceptual_weight > 0:
-            vgg = self.vgg.to(real.device)
-            with ctx.autocast():
-                perceptual = perceptual_distance(vgg, from_signed(comp), from_signed(real))
+            perceptual = perceptual_term(self.vgg, ctx, comp, real)
             loss_g = loss_g + s.perceptual_weight * perceptual
             losses["perceptual"] = perceptual.item()
         ctx.optimize(loss_g, "G")
