@@ -203,6 +203,22 @@ def test_chroma_only_needs_colorize_pairs(photos):
         Pix2PixSettings(**TINY, raw_l1=-1)
 
 
+def test_plain_l2_regression_trains_no_discriminator(tmp_path, photos):
+    settings = Pix2PixSettings(**TINY, norm="instance", chroma_only=True, adv_weight=0, pixel_loss="l2", raw_l1=0.5)
+    task = Pix2PixTask(settings, load_synthetic(photos, "colorize"))
+    b = task.make_batch(torch.Generator().manual_seed(0))["B"]
+    off = (b + 0.2).clamp(-1, 1)
+    assert float(task.pixel(off, b)) == pytest.approx(float((off - b).square().mean()), rel=1e-6)
+    nets = task.networks()
+    assert set(task.optimizers(nets)) == {"G"}
+    _train(tmp_path, task, steps=3)
+    rows = _metric_rows(tmp_path)
+    assert len(rows) == 3 and all("l2" in r and "adv" not in r and "loss_d" not in r for r in rows)
+    gan = Pix2PixTask(Pix2PixSettings(**TINY, norm="instance"), load_synthetic(photos, "colorize"))
+    assert set(gan.optimizers(gan.networks())) == {"G", "D"}
+    assert float(gan.pixel(off, b)) == pytest.approx(float((off - b).abs().mean()), rel=1e-6)
+
+
 def test_synthetic_pairs_hold_out_whole_sources(tmp_path):
     for source, count in (("alpha", 3), ("beta", 2)):
         (tmp_path / "photos" / source).mkdir(parents=True)
@@ -253,6 +269,8 @@ def test_resume_is_exact(tmp_path, side_by_side):
         (dict(net_g="unet_256", crop=128), "multiples of 256"),
         (dict(net_g="resnet_9blocks", crop=30), "multiples of 4"),
         (dict(lambda_l1=-1), "lambda_l1"),
+        (dict(adv_weight=-0.5), "adv_weight"),
+        (dict(pixel_loss="huber"), "pixel_loss must be one of"),
         (dict(norm="group"), "norm must be one of"),
     ],
 )

@@ -21,6 +21,11 @@ drawn log-uniformly between `crop` and the image's short side and resized to `cr
 horizontal flip. A `colorize` model is exported with `models.translate.pairs.fold_grey_input`, so it can be
 fed colour photos directly (it sees their luma).
 
+Plain regression: `adv_weight` 0 drops the adversarial term (the discriminator is then not run) and
+`pixel_loss="l2"` replaces the L1 by the squared error, whose minimiser is the mean of the plausible
+answers: for colourisation, a colour hedged towards grey where the photo leaves it open, which is what
+PSNR against the true colours rewards.
+
 Chroma only (`chroma_only`, for `colorize`): the generator's output is put on the target's own luma
 (`models.colour.with_luma`) before the L1 loss and the discriminator see it, exactly what GAN Image to Image
 does with `keep_luminance`. The network is then judged on colour alone and spends nothing on redrawing the
@@ -50,6 +55,7 @@ from .engine import Export, StepContext, Task, adam, finite_or_raise
 log = logging.getLogger(__name__)
 
 GENERATORS = ("unet_128", "unet_256", "resnet_6blocks", "resnet_9blocks")
+PIXEL_LOSSES = ("l1", "l2")
 
 
 def generator_config(
@@ -128,6 +134,8 @@ class Pix2PixSettings:
     lambda_l1: float = 100.0
     chroma_only: bool = False  # colorize: judge the output on the target's luma (module doc)
     raw_l1: float = 0.1  # chroma_only: weight of the L1 of the raw output, relative to the chroma-only L1
+    adv_weight: float = 1.0  # weight of the adversarial term (0: plain regression, no discriminator)
+    pixel_loss: str = "l1"  # "l1" (the paper) or "l2" (squared error); weighted by lambda_l1
 
     def __post_init__(self) -> None:
         if self.net_g not in GENERATORS:
@@ -138,8 +146,10 @@ class Pix2PixSettings:
             raise ValueError("ngf, ndf, n_layers_d and batch_size must be >= 1")
         if self.lr <= 0 or self.lambda_l1 < 0:
             raise ValueError(f"lr must be > 0 and lambda_l1 >= 0, got {self.lr} and {self.lambda_l1}")
-        if self.raw_l1 < 0:
-            raise ValueError(f"raw_l1 must be >= 0, got {self.raw_l1}")
+        if self.raw_l1 < 0 or self.adv_weight < 0:
+            raise ValueError(f"raw_l1 and adv_weight must be >= 0, got {self.raw_l1} and {self.adv_weight}")
+        if self.pixel_loss not in PIXEL_LOSSES:
+            raise ValueError(f"pixel_loss must be one of {PIXEL_LOSSES}, got {self.pixel_loss!r}")
         config = self.generator()
         if self.crop % config.size_multiple or self.crop < config.min_size:
             raise ValueError(
@@ -179,7 +189,10 @@ class Pix2PixTask(Task):
 
     def optimizers(self, nets: dict[str, nn.Module]) -> dict[str, torch.optim.Optimizer]:
         lr = self.settings.lr
-        return {"G": adam(nets["G"].parameters(), lr), "D": adam(nets["D"].parameters(), lr)}
+        optimizers = {"G": adam(nets["G"].parameters(), lr)}
+        if self.settings.adv_weight > 0:  # the discriminator learns only when its loss is used
+            optimizers["D"] = adam(nets["D"].parameters(), lr)
+        return optimizers
 
     def make_batch(self, generator: torch.Generator) -> dict[str, Tensor]:
         s, data = self.settings, self.data
@@ -197,24 +210,34 @@ class Pix2PixTask(Task):
         unit = from_signed(raw.float()).clamp(0.0, 1.0)
         return to_signed(colour.with_luma(unit, colour.luma(from_signed(b))))
 
+    def pixel(self, out: Tensor, b: Tensor) -> Tensor:
+        difference = out.float() - b
+        return difference.square().mean() if self.settings.pixel_loss == "l2" else difference.abs().mean()
+
     def train_step(self, ctx: StepContext, batch: dict[str, Tensor]) -> dict[str, float]:
+        s = self.settings
         a, b = batch["A"], batch["B"]
         with ctx.autocast():
             raw = ctx.nets["G"](a)
         fake = self.judged(raw, b)
-        with ctx.autocast():
-            d_real = ctx.nets["D"](torch.cat([a, b], 1)).float()
-            d_fake = ctx.nets["D"](torch.cat([a, fake.detach()], 1)).float()
-        loss_d = 0.5 * (bce_logits(d_real, True) + bce_logits(d_fake, False))
-        ctx.optimize(loss_d, "D")
-        with ctx.frozen("D") as d, ctx.autocast():
-            d_on_fake = d(torch.cat([a, fake], 1)).float()
-        adv = bce_logits(d_on_fake, True)
-        l1 = (fake.float() - b).abs().mean()
-        if self.settings.chroma_only:
-            l1 = l1 + self.settings.raw_l1 * (raw.float() - b).abs().mean()
-        ctx.optimize(adv + self.settings.lambda_l1 * l1, "G")
-        return finite_or_raise({"loss_d": loss_d.item(), "adv": adv.item(), "l1": l1.item()}, ctx.step)
+        pixel = self.pixel(fake, b)
+        if s.chroma_only:
+            pixel = pixel + s.raw_l1 * self.pixel(raw, b)
+        losses = {s.pixel_loss: pixel.item()}
+        total = s.lambda_l1 * pixel
+        if s.adv_weight > 0:
+            with ctx.autocast():
+                d_real = ctx.nets["D"](torch.cat([a, b], 1)).float()
+                d_fake = ctx.nets["D"](torch.cat([a, fake.detach()], 1)).float()
+            loss_d = 0.5 * (bce_logits(d_real, True) + bce_logits(d_fake, False))
+            ctx.optimize(loss_d, "D")
+            with ctx.frozen("D") as d, ctx.autocast():
+                d_on_fake = d(torch.cat([a, fake], 1)).float()
+            adv = bce_logits(d_on_fake, True)
+            total = total + s.adv_weight * adv
+            losses.update(loss_d=loss_d.item(), adv=adv.item())
+        ctx.optimize(total, "G")
+        return finite_or_raise(losses, ctx.step)
 
     def preview(self, nets: dict[str, nn.Module], batch: dict[str, Tensor]) -> Tensor:
         """Rows of (A, G(A), B) for up to 4 items."""
