@@ -1,5 +1,7 @@
 """The enhance generator and its tiled inference: shapes, identity start, tiles, strength, mask, errors."""
 
+import dataclasses
+
 import pytest
 import torch
 from torch import nn
@@ -250,3 +252,35 @@ def test_the_noise_estimator_changes_the_guides_not_the_weights():
         assert torch.equal(mad, noise_level(x, "mad")) and torch.equal(blocks, noise_level(x, "blocks"))
         assert mad > 1.2 * blocks
         assert (first(x) - second(x)).abs().max() > 1e-3
+
+
+def test_a_tone_stage_starts_as_the_identity_corrects_first_and_is_global():
+    from models.archs.enhance import noise_level
+
+    base = EnhanceConfig(base_channels=8, levels=1, blocks=1, context_size=32, guide=True, noise_estimator="blocks")
+    restorer = _model(base).module
+    toned = EnhanceNet(dataclasses.replace(base, tone_knots=8)).eval()
+    loaded = toned.load_state_dict(restorer.state_dict(), strict=False)
+    assert not loaded.unexpected_keys and all(k.startswith("tone.") for k in loaded.missing_keys)
+    x = _photo(h=64, w=64) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(toned(x, tone_only=True), x)  # a fresh tone stage changes nothing
+        assert torch.allclose(toned(x), restorer(x), atol=1e-6)
+        nn.init.normal_(toned.tone.out.weight, std=0.05)  # now it corrects: darker, bluer, ...
+        context = toned.global_context(x)
+        corrected = context.tone.apply(x)
+        assert (corrected - x).abs().mean() > 0.01
+        assert torch.equal(toned(x, tone_only=True), corrected)
+        # the restorer behind it sees the corrected image: its noise level is measured after the correction
+        assert torch.allclose(context.noise, noise_level(corrected, "blocks"))
+        assert torch.allclose(toned(x), restorer(corrected), atol=1e-5)
+        # a tile gets the whole image's tone correction
+        tile = toned(x[..., :32, :32], context)
+        untoned = dataclasses.replace(context, tone=None)
+        assert torch.allclose(tile, restorer(corrected[..., :32, :32], untoned), atol=1e-5)
+    with pytest.raises(ValueError, match="tone stage"):
+        restorer(x, tone_only=True)
+    with pytest.raises(ValueError, match="tone_knots"):
+        EnhanceConfig(context=False, tone_knots=4)
+    with pytest.raises(ValueError, match="tone_knots"):
+        EnhanceConfig(tone_knots=65)

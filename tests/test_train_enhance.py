@@ -147,6 +147,29 @@ def test_init_starts_from_a_saved_model_and_refuses_another_config(tmp_path, pho
     assert torch.equal(generator.state_dict()["tail.weight"], first.module.state_dict()["tail.weight"])
 
 
+def test_the_tone_stage_is_added_to_a_trained_restorer_and_trained_alone(tmp_path, photos):
+    data = load_images(photos, min_side=16)
+    settings = EnhanceSettings(degradation=NOISE, net=TINY, batch_size=2, crop=32, adv_weight=0)
+    restorer = weights.load(_train(tmp_path / "a", settings, data, steps=3))
+    dark = degrade.DegradeConfig(colour_probability=1.0, exposure_gain=(0.5, 0.5))
+    toned = dataclasses.replace(TINY, tone_knots=4)
+    tone = EnhanceSettings(degradation=dark, net=toned, batch_size=4, crop=32, adv_weight=0, lr=1e-2, stage="tone",
+                           init=str(tmp_path / "a" / "en.safetensors"))
+    out = weights.load(_train(tmp_path / "b", tone, data, steps=60))
+    assert out.config == toned
+    state = out.module.state_dict()
+    for name, tensor in restorer.module.state_dict().items():  # the restorer behind the stage is untouched
+        assert torch.equal(state[name], tensor), name
+    assert any(not torch.equal(t, torch.zeros_like(t)) for n, t in state.items() if n.startswith("tone.out"))
+    rows = [json.loads(x) for x in (tmp_path / "b" / "en.metrics.jsonl").read_text().splitlines()]
+    late = rows[-10:]
+    assert sum(r["l1"] for r in late) < 0.5 * sum(r["l1_input"] for r in late)  # it learnt to brighten
+    with pytest.raises(ValueError, match="tone stage"):
+        EnhanceSettings(degradation=dark, net=TINY, stage="tone")
+    with pytest.raises(ValueError, match="stage must be one of"):
+        EnhanceSettings(degradation=dark, net=toned, stage="head")
+
+
 def test_perceptual_distance_is_zero_on_equal_images_and_ignores_the_loss_network_scale():
     from models.train.features import perceptual_distance
 

@@ -17,6 +17,12 @@ Why this shape:
   after it, and (c) FiLM scales and shifts for the bottleneck; all start at the identity. Large
   images are processed in tiles (`models.enhance`), and every tile gets the context of the whole
   image, so tiling does not change the global correction.
+* **An optional tone stage in front** (`tone_knots` > 0). Exposure and colour casts cannot be told
+  apart from the photo's own look by the restorer's context branch, whose features serve the noise
+  removal; a separate small encoder (its own features, the channels' mean, spread and 1 / 50 / 99 %
+  quantiles, a hidden layer) gives a monotone curve per channel and a colour matrix that are applied to
+  the input before anything else, the noise level included. It starts as the identity, so it can be
+  added to a trained restorer and trained alone (`models.train.enhance`, stage "tone").
 
 Values are in [-1, 1] (the task function converts); the output is not clamped here.
 """
@@ -43,6 +49,9 @@ NOISE_QUANTILE = 0.1  # "blocks": the rank taken (the quietest tenth of the imag
 NOISE_BLOCK_GAIN = 0.793  # "blocks": that rank's RMS over the true sigma on pure Gaussian noise (measured)
 NOISE_MAP_SCALE = 5.0  # the noise map's value per unit of noise level (sigma 25/255 -> about 1)
 MIX_PRIOR = 4.0  # initial logit of the input in the output mix (weight ~0.96 with two guides)
+MAX_TONE_KNOTS = 64
+TONE_QUANTILES = (0.01, 0.5, 0.99)  # the tone stage's per-channel statistics, besides mean and spread
+TONE_HIDDEN = 64
 
 
 @dataclass(frozen=True)
@@ -56,6 +65,7 @@ class EnhanceConfig:
     curve_knots: int = 0  # pieces of the per-channel tone curve (0 = no curve)
     guide: bool = False  # bilateral-filtered copies and a noise-level map as extra inputs (needs context)
     noise_estimator: str = "mad"  # how the guides measure the noise level (see noise_level)
+    tone_knots: int = 0  # > 0: a tone stage in front (curve of this many pieces + colour matrix; needs context)
 
     def __post_init__(self) -> None:
         if self.channels not in (1, 3):
@@ -74,6 +84,9 @@ class EnhanceConfig:
             raise ValueError(f"curve_knots must be >= 0 and needs context=True, got {self.curve_knots}")
         if self.guide and not self.context:
             raise ValueError("guide=True needs context=True (the noise level is measured on the whole image)")
+        if not 0 <= self.tone_knots <= MAX_TONE_KNOTS or (self.tone_knots and not self.context):
+            raise ValueError(f"tone_knots must be in [0, {MAX_TONE_KNOTS}] and needs context=True, got "
+                             f"{self.tone_knots}")
         if self.noise_estimator not in NOISE_ESTIMATORS:
             raise ValueError(f"noise_estimator must be one of {NOISE_ESTIMATORS}, got {self.noise_estimator!r}")
 
@@ -111,6 +124,28 @@ class ResBlock(nn.Module):
         return x + self.conv2(self.act(self.conv1(x)))
 
 
+def recolour(x: Tensor, curve: Tensor | None, matrix: Tensor, offset: Tensor) -> Tensor:
+    """x [B,C,H,W] through a tone curve (increments [B,C,K], or None), then a colour matrix [B,C,C] and offset."""
+    if curve is not None:
+        x = apply_curve(x, curve)
+    return torch.einsum("bij,bjhw->bihw", matrix, x) + offset[:, :, None, None]
+
+
+@dataclass
+class Tone:
+    """The tone stage's correction of one image: a curve per channel, then a colour matrix and offset."""
+
+    curve: Tensor  # [B, C, knots]: increments summing to 1
+    matrix: Tensor  # [B, C, C]
+    offset: Tensor  # [B, C]
+
+    def to(self, dtype: torch.dtype) -> Tone:
+        return Tone(self.curve.to(dtype), self.matrix.to(dtype), self.offset.to(dtype))
+
+    def apply(self, x: Tensor) -> Tensor:
+        return recolour(x, self.curve, self.matrix, self.offset)
+
+
 @dataclass
 class Context:
     """The whole image's corrections, computed once and given to every tile."""
@@ -121,17 +156,17 @@ class Context:
     shift: Tensor  # [B, bottom channels]
     curve: Tensor | None  # [B, C, knots]: the increments of a monotone curve on [0, 1], summing to 1
     noise: Tensor | None = None  # [B]: the noise level (standard deviation on the [-1, 1] scale), float32
+    tone: Tone | None = None  # the tone stage's correction, applied to the input first (noise measured after it)
 
     def to(self, dtype: torch.dtype) -> Context:
         curve = None if self.curve is None else self.curve.to(dtype)
+        tone = None if self.tone is None else self.tone.to(dtype)
         return Context(self.matrix.to(dtype), self.offset.to(dtype), self.scale.to(dtype), self.shift.to(dtype), curve,
-                       self.noise)
+                       self.noise, tone)
 
     def recolour(self, x: Tensor) -> Tensor:
         """The global correction (tone curve, then colour matrix and offset) applied to x."""
-        if self.curve is not None:
-            x = apply_curve(x, self.curve)
-        return torch.einsum("bij,bjhw->bihw", self.matrix, x) + self.offset[:, :, None, None]
+        return recolour(x, self.curve, self.matrix, self.offset)
 
 
 def noise_level(x: Tensor, estimator: str = "mad") -> Tensor:
@@ -204,18 +239,55 @@ def apply_curve(x: Tensor, increments: Tensor) -> Tensor:
     return (y * 2 - 1).reshape(b, c, h, w)
 
 
+def _thumbnail_features(channels: int) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    prev = channels
+    for w in (16, 32, 64, 128):
+        layers += [nn.Conv2d(prev, w, 3, stride=2, padding=1), _act()]
+        prev = w
+    return nn.Sequential(*layers)
+
+
+def _thumbnail(x: Tensor, size: int) -> Tensor:
+    # antialiased resizing has no bf16 kernel on CPU: resize in float32, continue in the input's dtype
+    return F.interpolate(x.float(), size=(size, size), mode="bilinear", align_corners=False, antialias=True).to(x.dtype)
+
+
+class ToneEncoder(nn.Module):
+    """Thumbnail -> `Tone` (a monotone curve per channel, then a colour matrix and offset); starts as the identity."""
+
+    def __init__(self, config: EnhanceConfig) -> None:
+        super().__init__()
+        c = config.channels
+        self.size, self.knots = config.context_size, config.tone_knots
+        self.features = _thumbnail_features(c)
+        stats = 128 + c * (2 + len(TONE_QUANTILES))
+        self.hidden = nn.Sequential(nn.Linear(stats, TONE_HIDDEN), _act())
+        self.out = nn.Linear(TONE_HIDDEN, c * self.knots + c * c + c)
+        nn.init.zeros_(self.out.weight)  # equal increments (a straight curve), the identity matrix, no offset
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x: Tensor) -> Tone:
+        thumb = _thumbnail(x, self.size)
+        b, c = x.shape[:2]
+        flat = thumb.float().flatten(2)
+        quantiles = torch.quantile(flat, flat.new_tensor(TONE_QUANTILES), dim=2).permute(1, 0, 2).flatten(1)
+        stats = torch.cat([self.features(thumb).mean(dim=(2, 3)).float(), flat.mean(dim=2), flat.std(dim=2),
+                           quantiles], dim=1)
+        out = self.out(self.hidden(stats.to(thumb.dtype))).float()
+        k = c * self.knots
+        curve = torch.softmax(out[:, :k].view(b, c, self.knots), dim=-1)
+        matrix = torch.eye(c, device=x.device) + out[:, k : k + c * c].view(b, c, c)
+        return Tone(curve, matrix, out[:, k + c * c :])
+
+
 class ContextEncoder(nn.Module):
     """Thumbnail -> `Context` (tone curve, colour matrix and offset, FiLM scale and shift)."""
 
     def __init__(self, config: EnhanceConfig) -> None:
         super().__init__()
-        widths = (16, 32, 64, 128)
-        layers: list[nn.Module] = []
-        prev = config.channels
-        for w in widths:
-            layers += [nn.Conv2d(prev, w, 3, stride=2, padding=1), _act()]
-            prev = w
-        self.features = nn.Sequential(*layers)
+        self.features = _thumbnail_features(config.channels)
+        prev = 128
         self.size = config.context_size
         self.guide = config.guide
         self.noise_estimator = config.noise_estimator
@@ -231,9 +303,7 @@ class ContextEncoder(nn.Module):
                 nn.init.zeros_(head.bias)
 
     def forward(self, x: Tensor) -> Context:
-        # antialiased resizing has no bf16 kernel on CPU: resize in float32, continue in the input's dtype
-        thumb = F.interpolate(x.float(), size=(self.size, self.size), mode="bilinear", align_corners=False,
-                              antialias=True).to(x.dtype)
+        thumb = _thumbnail(x, self.size)
         pooled = self.features(thumb).mean(dim=(2, 3))
         stats = torch.cat([pooled, thumb.mean(dim=(2, 3)), thumb.std(dim=(2, 3))], dim=1)
         c = x.shape[1]
@@ -274,17 +344,33 @@ class EnhanceNet(nn.Module):
             with torch.no_grad():
                 self.tail.bias[folded : folded + 4] = MIX_PRIOR  # the input's logit, for the 4 folded pixels
         self.context = ContextEncoder(c) if c.context else None
+        self.tone = ToneEncoder(c) if c.tone_knots else None
 
     def global_context(self, x: Tensor) -> Context | None:
         """The whole-image context; compute it once per image and pass it to every tile."""
-        return self.context(x) if self.context is not None else None
+        if self.context is None:
+            return None
+        if self.tone is None:
+            return self.context(x)
+        tone = self.tone(x)
+        context = self.context(tone.apply(x.float()).to(x.dtype))
+        context.tone = tone
+        return context
 
-    def forward(self, x: Tensor, context: Context | None = None) -> Tensor:
+    def forward(self, x: Tensor, context: Context | None = None, *, tone_only: bool = False) -> Tensor:
+        """The restored x; with `tone_only`, the tone stage's output alone (training that stage)."""
         m = self.config.size_multiple
         if x.shape[-2] % m or x.shape[-1] % m:
             raise ValueError(f"EnhanceNet needs H and W to be multiples of {m}, got {tuple(x.shape[-2:])}")
+        if tone_only:
+            if self.tone is None:
+                raise ValueError("tone_only needs a network with a tone stage (tone_knots > 0)")
+            tone = self.tone(x) if context is None or context.tone is None else context.tone
+            return tone.to(x.dtype).apply(x)
         if context is None:
             context = self.global_context(x)
+        if context is not None and context.tone is not None:
+            x = context.tone.to(x.dtype).apply(x)
         base = x
         guides: list[Tensor] = []
         if context is not None:
@@ -328,5 +414,6 @@ ARCHITECTURE = Architecture(
         EnhanceConfig(base_channels=8, levels=2, blocks=0, context=False, curve_knots=0),
         EnhanceConfig(base_channels=8, levels=1, blocks=1, context_size=32, curve_knots=0),
         EnhanceConfig(base_channels=8, levels=1, blocks=1, context_size=32, curve_knots=4, guide=True),
+        EnhanceConfig(base_channels=8, levels=1, blocks=1, context_size=32, guide=True, tone_knots=8),
     ),
 )

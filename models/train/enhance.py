@@ -12,6 +12,9 @@ Losses: L1 to the clean image (or, `pixel_loss="psnr"`, the mean over crops of l
 PSNR the evaluations report, capped at PSNR_CEILING_DB) plus a small LSGAN term from a PatchGAN that sees
 (input, output) pairs, as pix2pix conditions its discriminator (with `adv_weight` 0 the discriminator is
 not run at all).
+Stage "tone" trains only the tone stage of a network that has one (`EnhanceConfig.tone_knots`), on its own
+output: the restorer behind it is frozen and not even run, so a trained restorer (`init`) gains a blind
+exposure / contrast / colour correction in front without losing any of what it does.
 Optionally (`perceptual_weight` > 0, off by default so that training needs no pretrained network) a
 perceptual term on a frozen VGG-16 (`models.train.features`).
 """
@@ -37,6 +40,7 @@ from .engine import Export, StepContext, Task, adam, finite_or_raise
 from .features import check_loss_network, perceptual_term
 
 PIXEL_LOSSES = ("l1", "psnr")
+STAGES = ("all", "tone")
 PSNR_CEILING_DB = 45.0  # a crop restored beyond this earns little more: a clean photo need not reach 60 dB
 PSNR_FLOOR = 4.0 * 10 ** (-PSNR_CEILING_DB / 10)  # added to each crop's MSE ([-1, 1] scale: peak-to-peak 2)
 
@@ -61,9 +65,10 @@ class EnhanceSettings:
     adv_weight: float = 0.005
     discriminator_width: int = 32
     init: str | None = None  # start G from this enhance weights file (fine-tuning); its config must be `net`
-    # (up to the noise estimator)
+    # (up to the noise estimator, and a tone stage `net` adds to a file without one)
     perceptual_weight: float = 0.0  # > 0: add the VGG-16 feature term (needs a loss network, see EnhanceTask)
     pixel_loss: str = "l1"  # "l1", or "psnr": `log_mse`, the mean PSNR over crops negated (up to a scale)
+    stage: str = "all"  # "all", or "tone": train the tone stage alone (module doc)
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -75,6 +80,10 @@ class EnhanceSettings:
             raise ValueError("adv_weight and perceptual_weight must be >= 0, lr and d_lr_ratio > 0")
         if self.pixel_loss not in PIXEL_LOSSES:
             raise ValueError(f"pixel_loss must be one of {PIXEL_LOSSES}, got {self.pixel_loss!r}")
+        if self.stage not in STAGES:
+            raise ValueError(f"stage must be one of {STAGES}, got {self.stage!r}")
+        if self.stage == "tone" and not self.net.tone_knots:
+            raise ValueError("stage 'tone' needs a network with a tone stage (tone_knots > 0)")
 
 
 class EnhanceTask(Task):
@@ -109,15 +118,23 @@ class EnhanceTask(Task):
         if s.init is not None:
             start = weights.load(s.init)
             same = dataclasses.replace(start.config, noise_estimator=s.net.noise_estimator)  # it has no weights
+            if start.arch == ARCHITECTURE.id and not start.config.tone_knots:  # a new tone stage starts as the identity
+                same = dataclasses.replace(same, tone_knots=s.net.tone_knots)
             if start.arch != ARCHITECTURE.id or same != s.net:
                 raise ValueError(f"--init {s.init}: a {start.arch!r} model with config {start.config}; this run builds "
                                  f"{ARCHITECTURE.id!r} with {s.net}")
-            generator.load_state_dict(start.module.state_dict())
+            loaded = generator.load_state_dict(start.module.state_dict(), strict=False)
+            if loaded.unexpected_keys or any(not k.startswith("tone.") for k in loaded.missing_keys):
+                raise ValueError(f"--init {s.init}: its weights do not fit this network ({loaded})")
+        if s.stage == "tone":
+            for name, parameter in generator.named_parameters():
+                parameter.requires_grad_(name.startswith("tone."))
         return {"G": generator, "D": PatchGAN(d_config)}
 
     def optimizers(self, nets: dict[str, nn.Module]) -> dict[str, torch.optim.Optimizer]:
         s = self.settings
-        optimizers = {"G": adam(nets["G"].parameters(), s.lr, (0.9, 0.999))}
+        trained = [p for p in nets["G"].parameters() if p.requires_grad]  # stage "tone": the tone stage only
+        optimizers = {"G": adam(trained, s.lr, (0.9, 0.999))}
         if s.adv_weight > 0:  # the discriminator learns only when its loss is used
             optimizers["D"] = adam(nets["D"].parameters(), s.lr * s.d_lr_ratio)
         return optimizers
@@ -140,7 +157,7 @@ class EnhanceTask(Task):
         s = self.settings
         x, target = batch["input"], batch["target"]
         with ctx.autocast():
-            out = ctx.nets["G"](x).float()
+            out = ctx.nets["G"](x, tone_only=s.stage == "tone").float()
         l1 = (out - target).abs().mean()
         losses = {"l1": l1.item(), "l1_input": (x - target).abs().mean().item()}
         if s.pixel_loss == "psnr":

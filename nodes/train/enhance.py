@@ -56,6 +56,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    help="classical guides: the network also sees two bilateral filters of the input, tuned to its "
                    "measured noise level, and a noise-level map, and mixes them into its output (needs the context "
                    "branch)")
+    m.add_argument("--tone-knots", type=int, default=None,
+                   help="a tone stage in front of the network (a curve of this many pieces per channel and a colour "
+                   "matrix, from its own look at the whole image; 0 = none): blind exposure, contrast and colour "
+                   "correction. With --init it may be added to a file without one (it starts as the identity)")
+    m.add_argument("--stage", choices=("all", "tone"), default="all",
+                   help="what trains: all of the network, or only its tone stage (the rest frozen and not run)")
     m.add_argument("--noise-estimator", choices=("mad", "blocks"), default=None,
                    help="with --guide: how the noise level is measured: 'mad' (median of a high-pass; fine texture "
                    "reads as noise) or 'blocks' (the quietest tenth of 8x8 squares); default mad, or the --init "
@@ -122,11 +128,13 @@ def prepare(args: argparse.Namespace):
 
     net = EnhanceConfig(base_channels=args.base_channels, levels=args.levels, blocks=args.blocks,
                         context=not args.no_context, curve_knots=0 if args.no_context else args.curve_knots,
-                        guide=args.guide)
+                        guide=args.guide, tone_knots=args.tone_knots or 0)
     if args.init:
         from models import weights
 
         net = weights.load(args.init).config
+        if args.tone_knots is not None:
+            net = dataclasses.replace(net, tone_knots=args.tone_knots)
     if args.noise_estimator is not None:
         net = dataclasses.replace(net, noise_estimator=args.noise_estimator)
     settings = EnhanceSettings(
@@ -142,6 +150,7 @@ def prepare(args: argparse.Namespace):
         init=args.init,
         perceptual_weight=args.perceptual_weight,
         pixel_loss=args.pixel_loss,
+        stage=args.stage,
     )
     vgg = None
     if args.perceptual_weight > 0:
