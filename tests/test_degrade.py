@@ -207,6 +207,20 @@ def test_lowered_contrast_and_saturation_and_colour_cast():
     assert float((enhanced - image).abs().mean()) > 0.01
 
 
+def test_colour_factors_can_come_one_at_a_time():
+    image = _photo(batch=1)
+    every = dataclasses.replace(dg.ENHANCE, colour_probability=1.0, exposure_gain=(0.5, 0.5), contrast=(0.5, 0.5))
+    assert torch.equal(dg.degrade(image, every, 3), dg.degrade(image, dataclasses.replace(every), 3))
+    none = dataclasses.replace(every, colour_factor_probability=0.0)
+    assert torch.allclose(dg.degrade(image, none, 3), image, atol=1e-6)  # every factor switched off
+    some = dataclasses.replace(every, colour_factor_probability=0.5)
+    means = [float(dg.degrade(image, some, seed).mean()) for seed in range(40)]
+    dark = sum(m < 0.6 * float(image.mean()) for m in means)  # the exposure factor halves the values
+    assert 8 <= dark <= 32, dark  # about half of the items, not all and not none
+    with pytest.raises(ValueError, match="colour_factor_probability"):
+        DegradeConfig(colour_factor_probability=1.5)
+
+
 def test_restore_preset_degrades_and_stays_photo_like():
     image = _photo(batch=4)
     out = dg.degrade(image, dg.RESTORE, seed=0)

@@ -88,6 +88,7 @@ LIMITS: dict[str, tuple[float, float]] = {
 
 _PROBABILITIES = (
     "colour_probability",
+    "colour_factor_probability",
     "blur_probability",
     "anisotropic_probability",
     "resize_probability",
@@ -122,6 +123,9 @@ class DegradeConfig:
     gamma: tuple[float, float] = (1.0, 1.0)
     contrast: tuple[float, float] = (1.0, 1.0)
     saturation: tuple[float, float] = (1.0, 1.0)
+    # < 1: each of cast, exposure (gain and gamma together), contrast and saturation is applied only with this
+    # probability, so single faults are seen as well as mixtures (1: all of them, every time)
+    colour_factor_probability: float = 1.0
     # blur (step 2)
     blur_probability: float = 0.0
     blur_sigma: tuple[float, float] = (0.2, 3.0)
@@ -323,6 +327,11 @@ def _colour(image: Tensor, config: DegradeConfig, rng: np.random.Generator) -> T
     gains = [1.0 + _uniform(rng, (-config.colour_cast, config.colour_cast)) for _ in range(3)]
     gain, gamma = _uniform(rng, config.exposure_gain), _uniform(rng, config.gamma)
     contrast, saturation = _uniform(rng, config.contrast), _uniform(rng, config.saturation)
+    if config.colour_factor_probability < 1:  # drawn after the values, so those stay put whatever this is
+        cast, exposure, flat, pale = rng.random(4) < config.colour_factor_probability
+        gains = gains if cast else [1.0, 1.0, 1.0]
+        gain, gamma = (gain, gamma) if exposure else (1.0, 1.0)
+        contrast, saturation = contrast if flat else 1.0, saturation if pale else 1.0
     if channels == 3 and config.colour_cast > 0:
         image = (image * torch.tensor(gains, dtype=image.dtype, device=image.device).view(1, 3, 1, 1)).clamp(0, 1)
     image = TF.adjust_gamma(image, gamma, gain)  # gain * image ** gamma, clamped
