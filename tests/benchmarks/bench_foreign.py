@@ -80,6 +80,7 @@ def main() -> None:
         rows = [(name, "GAN Enhance", _loaded(net, Path(tmp))) for name, net in restorers().items()]
         rows += [(name, "GAN Inpaint", _loaded(net, Path(tmp))) for name, net in inpainters().items()]
     rows += [("pack: enhance_guided", "GAN Enhance", weights.load(REPO / "models/weights/enhance_guided.safetensors")),
+             ("pack: enhance_blind", "GAN Enhance", weights.load(REPO / "models/weights/enhance_blind.safetensors")),
              ("pack: context_encoder_anymask", "GAN Inpaint",
               weights.load(REPO / "models/weights/context_encoder_anymask.safetensors"))]
     for name, node, model in rows:
