@@ -17,12 +17,12 @@ Why this shape:
   after it, and (c) FiLM scales and shifts for the bottleneck; all start at the identity. Large
   images are processed in tiles (`models.enhance`), and every tile gets the context of the whole
   image, so tiling does not change the global correction.
-* **An optional tone stage in front** (`tone_knots` > 0). Exposure and colour casts cannot be told
-  apart from the photo's own look by the restorer's context branch, whose features serve the noise
-  removal; a separate small encoder (its own features, the channels' mean, spread and 1 / 50 / 99 %
-  quantiles, a hidden layer) gives a monotone curve per channel and a colour matrix that are applied to
-  the input before anything else, the noise level included. It starts as the identity, so it can be
-  added to a trained restorer and trained alone (`models.train.enhance`, stage "tone").
+* **An optional tone stage in front** (`tone_knots` > 0). The context branch's features also set the
+  restorer's FiLM, so teaching it exposure would move the denoising too. The tone stage is a separate
+  small encoder (its own features, the channels' mean, spread and 1 / 50 / 99 % quantiles, a hidden
+  layer) that gives a monotone curve per channel and a colour matrix, applied to the input before
+  anything else (the noise level is measured after it). It starts as the identity, so it can be added
+  to a trained restorer and trained alone (`models.train.enhance`, stage "tone").
 
 Values are in [-1, 1] (the task function converts); the output is not clamped here.
 """

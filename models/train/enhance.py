@@ -14,7 +14,7 @@ PSNR the evaluations report, capped at PSNR_CEILING_DB) plus a small LSGAN term 
 not run at all).
 Stage "tone" trains only the tone stage of a network that has one (`EnhanceConfig.tone_knots`), on its own
 output: the restorer behind it is frozen and not even run, so a trained restorer (`init`) gains a blind
-exposure / contrast / colour correction in front without losing any of what it does.
+exposure / contrast / colour correction in front without being retrained.
 Optionally (`perceptual_weight` > 0, off by default so that training needs no pretrained network) a
 perceptual term on a frozen VGG-16 (`models.train.features`).
 """
