@@ -7,6 +7,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from models import layout
+
 INPUTS = Path(__file__).resolve().parents[1] / "workflows" / "inputs"
 PHOTOS = ("astronaut.jpg", "chelsea.jpg", "coffee.jpg")
 
@@ -17,4 +19,4 @@ def read_sample(name: str, long_side: int = 256) -> torch.Tensor:
         im = im.convert("RGB")
         scale = long_side / max(im.size)
         im = im.resize((round(im.width * scale), round(im.height * scale)), Image.Resampling.LANCZOS)
-        return torch.from_numpy(np.asarray(im, dtype=np.float32) / 255).permute(2, 0, 1)[None]
+        return layout.from_u8(np.asarray(im))

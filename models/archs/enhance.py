@@ -353,7 +353,7 @@ class EnhanceNet(nn.Module):
         if self.tone is None:
             return self.context(x)
         tone = self.tone(x)
-        context = self.context(tone.apply(x.float()).to(x.dtype))
+        context = self.context(tone.to(x.dtype).apply(x))  # exactly what forward feeds the restorer
         context.tone = tone
         return context
 
