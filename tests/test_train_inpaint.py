@@ -17,7 +17,7 @@ from models.archs.context_encoder import AnyMaskConfig, ContextEncoderConfig
 from models.inpaint import classical, inpaint
 from models.train.data import load_images
 from models.train.engine import RunOptions, Trainer
-from models.train.inpaint import InpaintSettings, InpaintTask, paper_hole
+from models.train.inpaint import BOX_SIDE, InpaintSettings, InpaintTask, draw_masks, paper_hole
 from nodes.train.cli import main as train_cli
 
 pytestmark = pytest.mark.unit
@@ -114,6 +114,19 @@ def test_paper_variant_trains_the_port_layout(tmp_path, photos, precision):
     assert loaded.arch == "context_encoder" and loaded.config == paper
     assert set(_losses(tmp_path, "l2")) and all(v > 0 for v in _losses(tmp_path, "l2"))
     assert paper_hole(128) == (36, 92)
+
+
+def test_box_masks_are_one_object_sized_rectangle():
+    drawn = draw_masks(32, 128, ("box",), torch.Generator().manual_seed(0))
+    sides = []
+    for mask in drawn[:, 0]:
+        rows, cols = mask.any(1).nonzero().flatten(), mask.any(0).nonzero().flatten()
+        h, w = int(rows[-1] - rows[0]) + 1, int(cols[-1] - cols[0]) + 1
+        assert int(mask.sum()) == h * w  # one filled rectangle
+        sides += [h, w]
+    lo, hi = BOX_SIDE
+    assert lo * 128 - 1 <= min(sides) and max(sides) <= hi * 128 + 1
+    assert max(sides) > 0.6 * 128  # larger than any block of the default kinds (at most half the side)
 
 
 def test_bad_settings_are_clear():

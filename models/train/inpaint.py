@@ -9,11 +9,13 @@ Two variants, both trained with the losses of Pathak et al. 2016 adapted to what
   discriminator a tenth of the generator's learning rate (`d_lr_ratio`).
 * `anymask`: our any-mask generator on random crops with masks drawn per item from the random-block,
   free-form stroke and LaMa-irregular generators of `models.masks` (the same code the mask nodes
-  use). Loss = masked L1 (hole pixels weighted `hole_weight`x, valid pixels 1x) + `adv_weight` *
-  LSGAN adversarial, where a PatchGAN sees the composited image plus the mask, + `perceptual_weight` *
-  the VGG-16 feature distance of the composited image to the photo (`models.train.features`; L1 alone
-  gives the mean of the plausible fills, a blur, where features ask for texture). `init` fine-tunes a
-  saved any-mask model.
+  use), or `box`: one object-sized rectangle, each side 30-75 % of the crop, as a removal box drawn
+  over a whole object is (the other kinds stay below about half the crop's side). Loss = masked L1
+  (hole pixels weighted `hole_weight`x, valid pixels 1x) + `adv_weight` * LSGAN adversarial, where a
+  PatchGAN sees the composited image plus the mask, + `perceptual_weight` * the VGG-16 feature
+  distance of the composited image to the photo (`models.train.features`; L1 alone gives the mean of
+  the plausible fills, a blur, where features ask for texture). `init` fine-tunes a saved any-mask
+  model.
 
 Everything here is plain PyTorch; `python -m nodes.train inpaint` is the command line over it.
 """
@@ -47,7 +49,10 @@ from .engine import Export, StepContext, Task, adam, finite_or_raise
 from .features import check_loss_network, perceptual_term
 
 VARIANTS = ("anymask", "paper")
-MASK_KINDS = ("blocks", "strokes", "irregular")
+MASK_KINDS = ("blocks", "strokes", "irregular", "box")
+DEFAULT_MASK_KINDS = ("blocks", "strokes", "irregular")
+BOX_SIDE = (0.3, 0.75)
+"""The side range of a `box` mask, as a fraction of the crop."""
 
 
 @dataclass(frozen=True)
@@ -62,7 +67,7 @@ class InpaintSettings:
     adv_weight: float = 0.001
     hole_weight: float = 6.0
     overlap_weight: float = 10.0
-    mask_kinds: tuple[str, ...] = MASK_KINDS
+    mask_kinds: tuple[str, ...] = DEFAULT_MASK_KINDS
     anymask: AnyMaskConfig = field(default_factory=AnyMaskConfig)
     paper: ContextEncoderConfig = field(default_factory=ContextEncoderConfig)
     discriminator_width: int = 64
@@ -115,6 +120,8 @@ def draw_masks(batch: int, size: int, kinds: tuple[str, ...], generator: torch.G
         seed = int(torch.randint(2**62, (1,), generator=generator))
         if kind == "blocks":
             out.append(masks.random_blocks(size, size, 1, seed, count=(1, 4), size=(0.15, 0.5)))
+        elif kind == "box":
+            out.append(masks.random_blocks(size, size, 1, seed, count=(1, 1), size=BOX_SIDE, max_coverage=0.6))
         elif kind == "strokes":
             out.append(masks.free_form_strokes(size, size, 1, seed))
         else:

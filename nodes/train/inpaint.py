@@ -32,7 +32,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     m.add_argument("--d-lr-ratio", type=float, default=0.1, help="discriminator lr = lr x this")
     m.add_argument("--adv-weight", type=float, default=0.001, help="weight of the adversarial loss")
     m.add_argument("--hole-weight", type=float, default=6.0, help="anymask: L1 weight of hole pixels")
-    m.add_argument("--mask-kinds", default="blocks,strokes,irregular", help="anymask: training mask generators")
+    m.add_argument("--mask-kinds", default="blocks,strokes,irregular", help="anymask: training mask generators, from "
+                   "blocks, strokes, irregular and box (one rectangle of 30-75 %% of the crop's side)")
     m.add_argument("--base-channels", type=int, default=32, help="anymask: width of the first layer")
     m.add_argument("--downsamplings", type=int, default=3, help="anymask: stride-2 layers (stride 2^n)")
     m.add_argument("--bottleneck-blocks", type=int, default=4, help="anymask: dilated residual blocks")
