@@ -14,11 +14,7 @@ PSNR the evaluations report, capped at PSNR_CEILING_DB) plus a small LSGAN term 
 not run at all).
 Stage "tone" trains only the tone stage of a network that has one (`EnhanceConfig.tone_knots`), on its own
 output: the restorer behind it is frozen and not even run, so a trained restorer (`init`) gains a blind
-exposure / contrast / colour correction in front without being retrained. With synthetic pairs the stage's
-target is not the clean crop but the crop with the same restoration faults (noise, blur, JPEG: the same
-draws) and no colour fault, so a crop without a colour fault must pass through exactly, noise and all:
-against the clean crop, a small tone error would hide under the noise and show once the restorer has
-removed it.
+exposure / contrast / colour correction in front without being retrained.
 Optionally (`perceptual_weight` > 0, off by default so that training needs no pretrained network) a
 perceptual term on a frozen VGG-16 (`models.train.features`).
 """
@@ -153,9 +149,6 @@ class EnhanceTask(Task):
             seed = int(torch.randint(0, 2**62, (1,), generator=generator))
             # the nodes receive 8-bit images: the network learns on inputs rounded the same way
             degraded = degrade(clean, s.degradation, seed).mul(255.0).round().div(255.0)
-            if s.stage == "tone":  # the same faults without the colour one (module doc)
-                no_colour = dataclasses.replace(s.degradation, colour_probability=0.0)
-                clean = degrade(clean, no_colour, seed).mul(255.0).round().div(255.0)
         if s.net.channels == 1:
             degraded, clean = (t.mean(dim=1, keepdim=True) for t in (degraded, clean))
         return {"input": to_signed(degraded), "target": to_signed(clean)}
