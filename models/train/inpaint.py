@@ -121,7 +121,7 @@ def draw_masks(batch: int, size: int, kinds: tuple[str, ...], generator: torch.G
         if kind == "blocks":
             out.append(masks.random_blocks(size, size, 1, seed, count=(1, 4), size=(0.15, 0.5)))
         elif kind == "box":
-            out.append(masks.random_blocks(size, size, 1, seed, count=(1, 1), size=BOX_SIDE, max_coverage=0.6))
+            out.append(masks.random_blocks(size, size, 1, seed, count=(1, 1), size=BOX_SIDE, max_coverage=1.0))
         elif kind == "strokes":
             out.append(masks.free_form_strokes(size, size, 1, seed))
         else:
