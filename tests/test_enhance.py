@@ -284,3 +284,31 @@ def test_a_tone_stage_starts_as_the_identity_corrects_first_and_is_global():
         EnhanceConfig(context=False, tone_knots=4)
     with pytest.raises(ValueError, match="tone_knots"):
         EnhanceConfig(tone_knots=65)
+
+
+def test_a_fixed_guide_widens_a_trained_network_next_to_itself_and_is_a_bilateral_filter():
+    from models.archs.enhance import add_fixed_guide, bilateral
+
+    base = EnhanceConfig(base_channels=8, levels=1, blocks=1, context_size=32, guide=True, noise_estimator="blocks")
+    trained = _model(base).module
+    config = dataclasses.replace(base, fixed_guide=12.0)
+    assert (base.mixed, config.mixed) == (3, 4)
+    wide = EnhanceNet(config).eval()
+    wide.load_state_dict(add_fixed_guide(trained.state_dict(), config))
+    x = _photo(h=64, w=64) * 2 - 1
+    with torch.no_grad():
+        before, after = trained(x), wide(x)
+        assert 0 < (after - before).abs().max() < 0.05  # a small share of the mix, nothing else changes
+        # all of the mix on the new guide: the output is the bilateral filter of range 12 levels of 255
+        wide.tail.weight.zero_()
+        wide.tail.bias.zero_()
+        wide.tail.bias[-4:] = 50.0
+        expected = bilateral(x, torch.tensor([[12.0 * 2 / 255]]))[:, 0]
+        assert torch.allclose(wide(x), wide.global_context(x).recolour(expected), atol=1e-5)
+        assert (expected - x).abs().mean() > 1e-3  # and that filter is not the input
+    with pytest.raises(ValueError, match="fixed_guide"):
+        EnhanceConfig(fixed_guide=10.0)  # needs the guides
+    with pytest.raises(ValueError, match="fixed_guide"):
+        EnhanceConfig(guide=True, fixed_guide=-1.0)
+    with pytest.raises(ValueError, match="fixed_guide > 0"):
+        add_fixed_guide(trained.state_dict(), base)

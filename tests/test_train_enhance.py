@@ -220,3 +220,23 @@ def test_the_psnr_loss_weighs_each_crop_by_its_own_error_and_trains(tmp_path, ph
     rows = [json.loads(x) for x in (tmp_path / "en.metrics.jsonl").read_text().splitlines()]
     assert all(r["log_mse"] < 0 for r in rows)
     assert weights.load(out).provenance["task_settings"]["settings"]["pixel_loss"] == "psnr"
+
+
+def test_a_fixed_guide_is_added_to_a_guided_file_by_init_and_refused_without_guides(tmp_path, photos):
+    data = load_images(photos, min_side=16)
+    guided = dataclasses.replace(TINY, guide=True)
+    settings = EnhanceSettings(degradation=NOISE, net=guided, batch_size=2, crop=32, adv_weight=0)
+    first = weights.load(_train(tmp_path / "a", settings, data, steps=3))
+    wide = dataclasses.replace(guided, fixed_guide=10.0)
+    out = weights.load(_train(tmp_path / "b", dataclasses.replace(settings, net=wide,
+                                                                  init=str(tmp_path / "a" / "en.safetensors")),
+                              data, steps=3))
+    assert out.config == wide and out.config.mixed == first.config.mixed + 1
+    head, old_head = out.module.state_dict()["head.0.weight"], first.module.state_dict()["head.0.weight"]
+    assert head.shape[1] == old_head.shape[1] + 12  # the new guide's 3 channels, unshuffled
+    assert (head[:, : old_head.shape[1]] - old_head).abs().max() < 0.05  # three steps from the trained weights
+    plain = weights.load(_train(tmp_path / "c", dataclasses.replace(settings, net=TINY), data, steps=2))
+    assert not plain.config.guide
+    with pytest.raises(ValueError, match="--init"):
+        EnhanceTask(dataclasses.replace(settings, net=wide, init=str(tmp_path / "c" / "en.safetensors")),
+                    data).networks()

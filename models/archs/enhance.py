@@ -49,6 +49,7 @@ NOISE_QUANTILE = 0.1  # "blocks": the rank taken (the quietest tenth of the imag
 NOISE_BLOCK_GAIN = 0.793  # "blocks": that rank's RMS over the true sigma on pure Gaussian noise (measured)
 NOISE_MAP_SCALE = 5.0  # the noise map's value per unit of noise level (sigma 25/255 -> about 1)
 MIX_PRIOR = 4.0  # initial logit of the input in the output mix (weight ~0.96 with two guides)
+FIXED_GUIDE_PRIOR = 0.0  # initial logit of a fixed-range guide added to a trained network (a small weight)
 MAX_TONE_KNOTS = 64
 TONE_QUANTILES = (0.01, 0.5, 0.99)  # the tone stage's per-channel statistics, besides mean and spread
 TONE_HIDDEN = 64
@@ -65,6 +66,7 @@ class EnhanceConfig:
     curve_knots: int = 0  # pieces of the per-channel tone curve (0 = no curve)
     guide: bool = False  # bilateral-filtered copies and a noise-level map as extra inputs (needs context)
     noise_estimator: str = "mad"  # how the guides measure the noise level (see noise_level)
+    fixed_guide: float = 0.0  # > 0: one more bilateral guide with this range in levels of 255, whatever the noise
     tone_knots: int = 0  # > 0: a tone stage in front (curve of this many pieces + colour matrix; needs context)
 
     def __post_init__(self) -> None:
@@ -87,6 +89,8 @@ class EnhanceConfig:
         if not 0 <= self.tone_knots <= MAX_TONE_KNOTS or (self.tone_knots and not self.context):
             raise ValueError(f"tone_knots must be in [0, {MAX_TONE_KNOTS}] and needs context=True, got "
                              f"{self.tone_knots}")
+        if self.fixed_guide < 0 or (self.fixed_guide and not self.guide):
+            raise ValueError(f"fixed_guide must be >= 0 (levels of 255) and needs guide=True, got {self.fixed_guide}")
         if self.noise_estimator not in NOISE_ESTIMATORS:
             raise ValueError(f"noise_estimator must be one of {NOISE_ESTIMATORS}, got {self.noise_estimator!r}")
 
@@ -102,7 +106,7 @@ class EnhanceConfig:
     @property
     def mixed(self) -> int:
         """Images the output mixes before its residual: the input, and the guides."""
-        return 1 + len(GUIDE_RANGES) if self.guide else 1
+        return 1 + len(GUIDE_RANGES) + (self.fixed_guide > 0) if self.guide else 1
 
     @property
     def bottom_channels(self) -> int:
@@ -346,6 +350,16 @@ class EnhanceNet(nn.Module):
         self.context = ContextEncoder(c) if c.context else None
         self.tone = ToneEncoder(c) if c.tone_knots else None
 
+    def _guides(self, x: Tensor, context: Context) -> list[Tensor]:
+        """The bilateral guides of x, recoloured like the input: GUIDE_RANGES times the measured noise level,
+        then the fixed range if the config has one."""
+        noise = context.noise.to(x.device)
+        ranges = noise[:, None] * noise.new_tensor(GUIDE_RANGES)
+        if self.config.fixed_guide:
+            ranges = F.pad(ranges, (0, 1), value=self.config.fixed_guide * 2.0 / 255.0)  # x spans 2 per 255 levels
+        filtered = bilateral(x, ranges)
+        return [context.recolour(filtered[:, i].to(x.dtype)) for i in range(filtered.shape[1])]
+
     def global_context(self, x: Tensor) -> Context | None:
         """The whole-image context; compute it once per image and pass it to every tile."""
         if self.context is None:
@@ -373,16 +387,18 @@ class EnhanceNet(nn.Module):
             x = context.tone.to(x.dtype).apply(x)
         base = x
         guides: list[Tensor] = []
+        inputs = [x]
         if context is not None:
             context = context.to(x.dtype)
             base = context.recolour(x)
+            inputs = [base]
             if self.config.guide:
-                noise = context.noise.to(x.device)
-                filtered = bilateral(x, noise[:, None] * noise.new_tensor(GUIDE_RANGES))
-                guides = [context.recolour(filtered[:, i].to(x.dtype)) for i in range(filtered.shape[1])]
-                level = (noise * NOISE_MAP_SCALE).to(x.dtype)[:, None, None, None].expand(-1, 1, *x.shape[-2:])
-                guides.append(level)
-        h = self.head(F.pixel_unshuffle(torch.cat([base, *guides], dim=1), 2))
+                guides = self._guides(x, context)
+                level = (context.noise * NOISE_MAP_SCALE).to(x.device, x.dtype)[:, None, None, None]
+                # a fixed guide comes after the noise map, so a file without one widens by appending
+                inputs = [base, *guides[: len(GUIDE_RANGES)], level.expand(-1, 1, *x.shape[-2:]),
+                          *guides[len(GUIDE_RANGES) :]]
+        h = self.head(F.pixel_unshuffle(torch.cat(inputs, dim=1), 2))
         skips = []
         for down in self.down:
             skips.append(h)
@@ -397,9 +413,26 @@ class EnhanceNet(nn.Module):
             return base + out
         c = self.config.channels
         residual, logits = out[:, :c], out[:, c:]
-        images = torch.stack([base, *guides[:-1]], dim=1)  # [B, mixed, C, H, W]
+        images = torch.stack([base, *guides], dim=1)  # [B, mixed, C, H, W]
         weights = torch.softmax(logits.float(), dim=1).to(x.dtype)[:, :, None]
         return (weights * images).sum(dim=1) + residual
+
+
+def add_fixed_guide(state: dict[str, Tensor], config: EnhanceConfig) -> dict[str, Tensor]:
+    """The weights `state` of a guided network without a fixed guide, widened to `config`, which has one.
+
+    The new guide's input weights are zero and its logit in the output mix starts at FIXED_GUIDE_PRIOR, so the
+    network starts next to the one it came from (the guide's share of the mix begins at a few per cent).
+    """
+    if not config.fixed_guide:
+        raise ValueError("add_fixed_guide needs a config with fixed_guide > 0")
+    state = dict(state)
+    head, tail = state["head.0.weight"], state["tail.weight"]
+    new_inputs = 4 * config.channels
+    state["head.0.weight"] = torch.cat([head, head.new_zeros(head.shape[0], new_inputs, *head.shape[2:])], dim=1)
+    state["tail.weight"] = torch.cat([tail, tail.new_zeros(4, *tail.shape[1:])])
+    state["tail.bias"] = torch.cat([state["tail.bias"], state["tail.bias"].new_full((4,), FIXED_GUIDE_PRIOR)])
+    return state
 
 
 ARCHITECTURE = Architecture(
@@ -415,5 +448,6 @@ ARCHITECTURE = Architecture(
         EnhanceConfig(base_channels=8, levels=1, blocks=1, context_size=32, curve_knots=0),
         EnhanceConfig(base_channels=8, levels=1, blocks=1, context_size=32, curve_knots=4, guide=True),
         EnhanceConfig(base_channels=8, levels=1, blocks=1, context_size=32, guide=True, tone_knots=8),
+        EnhanceConfig(base_channels=8, levels=1, blocks=1, context_size=32, guide=True, fixed_guide=10.0),
     ),
 )
