@@ -240,3 +240,37 @@ def test_a_fixed_guide_is_added_to_a_guided_file_by_init_and_refused_without_gui
     with pytest.raises(ValueError, match="--init"):
         EnhanceTask(dataclasses.replace(settings, net=wide, init=str(tmp_path / "c" / "en.safetensors")),
                     data).networks()
+
+
+def test_enhance_join_puts_a_trained_tone_stage_in_front_of_another_restorer(tmp_path, photos, capsys):
+    from nodes.train.cli import main
+
+    data = load_images(photos, min_side=16)
+    settings = EnhanceSettings(degradation=NOISE, net=TINY, batch_size=2, crop=32, adv_weight=0)
+    first = _train(tmp_path / "a", settings, data, steps=3)
+    second = weights.load(_train(tmp_path / "b", dataclasses.replace(settings, lr=1e-2), data, steps=3))
+    dark = degrade.DegradeConfig(colour_probability=1.0, exposure_gain=(0.5, 0.5))
+    tone = EnhanceSettings(degradation=dark, net=dataclasses.replace(TINY, tone_knots=4), batch_size=2, crop=32,
+                           adv_weight=0, lr=1e-2, stage="tone", init=str(first))
+    toned = weights.load(_train(tmp_path / "c", tone, data, steps=5))
+    out = tmp_path / "joined.safetensors"
+    assert main(["enhance-join", "--restorer", str(tmp_path / "b" / "en.safetensors"), "--tone",
+                 str(tmp_path / "c" / "en.safetensors"), "--out", str(out)]) == 0
+    joined = weights.load(out)
+    assert joined.config == dataclasses.replace(TINY, tone_knots=4)
+    state = joined.module.state_dict()
+    for name, tensor in state.items():
+        source = toned if name.startswith("tone.") else second
+        assert torch.equal(tensor, source.module.state_dict()[name]), name
+    assert joined.provenance["tone_stage"]["file"] == "en.safetensors" and "restorer" in joined.provenance
+    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        corrected = toned.module(x, tone_only=True)
+        assert (corrected - x).abs().mean() > 1e-3  # the stage does something
+        assert torch.allclose(joined.module(x), second.module(corrected), atol=1e-5)
+    bad = tmp_path / "x.safetensors"
+    capsys.readouterr()
+    assert main(["enhance-join", "--restorer", str(out), "--tone", str(out), "--out", str(bad)]) != 0
+    assert "it has a tone stage already" in capsys.readouterr().err
+    assert main(["enhance-join", "--restorer", str(first), "--tone", str(first), "--out", str(bad)]) != 0
+    assert "--tone" in capsys.readouterr().err and not bad.exists()

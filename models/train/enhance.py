@@ -45,6 +45,32 @@ PSNR_CEILING_DB = 45.0  # a crop restored beyond this earns little more: a clean
 PSNR_FLOOR = 4.0 * 10 ** (-PSNR_CEILING_DB / 10)  # added to each crop's MSE ([-1, 1] scale: peak-to-peak 2)
 
 
+def join_tone_stage(restorer: weights.LoadedModel, toned: weights.LoadedModel) -> weights.LoadedModel:
+    """The restorer of `restorer` behind the trained tone stage of `toned` (both `enhance_unet` models).
+
+    Stage "tone" trains with the restorer frozen and not run, so the stage's weights do not depend on the
+    restorer it was trained in front of: it carries over unchanged to a retrained one.
+    """
+    for name, model in (("restorer", restorer), ("tone", toned)):
+        if model.arch != ARCHITECTURE.id:
+            raise ValueError(f"--{name} {model.path}: an {ARCHITECTURE.id!r} model is needed, got {model.arch!r}")
+    if restorer.config.tone_knots:
+        raise ValueError(f"--restorer {restorer.path}: it has a tone stage already (tone_knots "
+                         f"{restorer.config.tone_knots}); give the restorer without one")
+    if not toned.config.tone_knots or toned.config.channels != restorer.config.channels:
+        raise ValueError(f"--tone {toned.path}: a trained tone stage for {restorer.config.channels}-channel images is "
+                         f"needed, got tone_knots {toned.config.tone_knots} for {toned.config.channels} channels")
+    config = dataclasses.replace(restorer.config, tone_knots=toned.config.tone_knots)
+    module = EnhanceNet(config).eval()
+    state = restorer.module.state_dict()
+    state.update({k: v for k, v in toned.module.state_dict().items() if k.startswith("tone.")})
+    module.load_state_dict(state, strict=True)
+    provenance = {"restorer": {"file": Path(restorer.path or "").name, **(restorer.provenance or {})},
+                  "tone_stage": {"file": Path(toned.path or "").name, **(toned.provenance or {})}}
+    return weights.LoadedModel(module=module, arch=ARCHITECTURE.id, config=config, task="enhance",
+                               provenance=provenance)
+
+
 def log_mse(out: Tensor, target: Tensor) -> Tensor:
     """Mean over the batch of log(MSE + PSNR_FLOOR) per crop: minimising it maximises the mean PSNR (capped
     near PSNR_CEILING_DB), so a clean or lightly degraded crop (small error) counts as much as a heavily

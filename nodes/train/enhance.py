@@ -84,7 +84,27 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    "options above)")
     add_run_options(parser, steps=4000)
     parser.set_defaults(func=run)
+
+    join = subparsers.add_parser(
+        "enhance-join", help="put the trained tone stage of one enhance model in front of another's restorer",
+        description="Write the restorer of --restorer (an enhance model without a tone stage) behind the tone "
+        "stage of --tone (one trained with --stage tone). That stage never runs the restorer in training, so it "
+        "carries over unchanged to a retrained restorer.")
+    join.add_argument("--restorer", required=True, metavar="FILE", help="the restorer (no tone stage)")
+    join.add_argument("--tone", required=True, metavar="FILE", help="the enhance model whose tone stage is taken")
+    join.add_argument("--out", required=True, metavar="FILE", help="the .safetensors file to write")
+    join.set_defaults(func=run_join)
     return parser
+
+
+def run_join(args: argparse.Namespace) -> int:
+    from models import weights
+    from models.train.enhance import join_tone_stage
+
+    joined = join_tone_stage(weights.load(args.restorer), weights.load(args.tone))
+    path = weights.save(joined.module, args.out, joined.arch, joined.config, joined.task, joined.provenance)
+    print(f"wrote {path}")
+    return 0
 
 
 def degradation_config(preset: str, overrides: list[str]):
