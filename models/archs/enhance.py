@@ -49,7 +49,7 @@ NOISE_QUANTILE = 0.1  # "blocks": the rank taken (the quietest tenth of the imag
 NOISE_BLOCK_GAIN = 0.793  # "blocks": that rank's RMS over the true sigma on pure Gaussian noise (measured)
 NOISE_MAP_SCALE = 5.0  # the noise map's value per unit of noise level (sigma 25/255 -> about 1)
 MIX_PRIOR = 4.0  # initial logit of the input in the output mix (weight ~0.96 with two guides)
-FIXED_GUIDE_PRIOR = 0.0  # initial logit of a fixed-range guide added to a trained network (a small weight)
+FIXED_GUIDE_PRIOR = 2.0  # initial logit of a fixed-range guide added to a trained network (about a tenth of the mix)
 MAX_TONE_KNOTS = 64
 TONE_QUANTILES = (0.01, 0.5, 0.99)  # the tone stage's per-channel statistics, besides mean and spread
 TONE_HIDDEN = 64
@@ -422,7 +422,7 @@ def add_fixed_guide(state: dict[str, Tensor], config: EnhanceConfig) -> dict[str
     """The weights `state` of a guided network without a fixed guide, widened to `config`, which has one.
 
     The new guide's input weights are zero and its logit in the output mix starts at FIXED_GUIDE_PRIOR, so the
-    network starts next to the one it came from (the guide's share of the mix begins at a few per cent).
+    network starts next to the one it came from (the guide starts with about a tenth of the mix).
     """
     if not config.fixed_guide:
         raise ValueError("add_fixed_guide needs a config with fixed_guide > 0")

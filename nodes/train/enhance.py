@@ -63,7 +63,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     m.add_argument("--fixed-guide", type=float, default=None, metavar="LEVELS",
                    help="with --guide: one more bilateral guide with this range in levels of 255, whatever the "
                    "measured noise (e.g. 10: JPEG blocking and light noise, which the measured level misses). With "
-                   "--init it may be added to a guided file without one (it starts with a small share of the mix)")
+                   "--init it may be added to a guided file without one (it starts with about a tenth of the mix)")
     m.add_argument("--stage", choices=("all", "tone"), default="all",
                    help="what trains: all of the network, or only its tone stage (the rest frozen and not run)")
     m.add_argument("--noise-estimator", choices=("mad", "blocks"), default=None,
