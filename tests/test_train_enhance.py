@@ -3,6 +3,7 @@ evaluation table compares it honestly with the degraded input and the classical 
 
 import dataclasses
 import json
+import math
 
 import pytest
 import torch
@@ -202,17 +203,25 @@ def test_perceptual_term_changes_training_and_needs_a_loss_network(tmp_path, pho
 
 
 def test_the_psnr_loss_weighs_each_crop_by_its_own_error_and_trains(tmp_path, photos):
-    from models.train.enhance import PSNR_FLOOR, log_mse
+    from models.train.enhance import PSNR_CEILING_DB, log_mse, psnr_floor
 
+    floor = psnr_floor(PSNR_CEILING_DB)
     target = torch.zeros(2, 3, 8, 8)
-    assert float(log_mse(target, target)) == pytest.approx(float(torch.log(torch.tensor(PSNR_FLOOR))))
+    assert float(log_mse(target, target)) == pytest.approx(float(torch.log(torch.tensor(floor))))
     small, large = target.clone(), target.clone()
     small[0] += 0.01  # one crop slightly off, the other exact
     large[0] += 0.1
     # tenfold error on one crop: log-MSE rises by log(100)/2 per crop on average, whatever the absolute scale
     rise = float(log_mse(large, target) - log_mse(small, target))
-    assert rise == pytest.approx(0.5 * float(torch.log(torch.tensor((0.01 + PSNR_FLOOR) / (1e-4 + PSNR_FLOOR)))),
-                                 rel=1e-4)
+    assert rise == pytest.approx(0.5 * float(torch.log(torch.tensor((0.01 + floor) / (1e-4 + floor)))), rel=1e-4)
+    # the ceiling: an exact crop scores that PSNR ([-1, 1] scale), and a lower one weighs a small error less
+    assert 10 * math.log10(4 / psnr_floor(40.0)) == pytest.approx(40.0)
+    near = target + 0.003  # 56.5 dB: past both ceilings, so its pull scales with 1 / floor
+    ratio = float(log_mse(near, target, 40.0) - log_mse(target, target, 40.0)) / float(
+        log_mse(near, target) - log_mse(target, target))
+    assert ratio == pytest.approx(10 ** ((40.0 - PSNR_CEILING_DB) / 10), rel=0.1)
+    with pytest.raises(ValueError, match="psnr_ceiling_db"):
+        EnhanceSettings(pixel_loss="psnr", psnr_ceiling_db=10.0)
     with pytest.raises(ValueError, match="pixel_loss"):
         EnhanceSettings(pixel_loss="l2")
     settings = EnhanceSettings(degradation=NOISE, net=TINY, batch_size=2, crop=32, adv_weight=0, pixel_loss="psnr")

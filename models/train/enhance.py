@@ -41,8 +41,12 @@ from .features import check_loss_network, perceptual_term
 
 PIXEL_LOSSES = ("l1", "psnr")
 STAGES = ("all", "tone")
-PSNR_CEILING_DB = 45.0  # a crop restored beyond this earns little more: a clean photo need not reach 60 dB
-PSNR_FLOOR = 4.0 * 10 ** (-PSNR_CEILING_DB / 10)  # added to each crop's MSE ([-1, 1] scale: peak-to-peak 2)
+PSNR_CEILING_DB = 45.0  # default: a crop restored beyond this earns little more (a clean photo need not reach 60 dB)
+
+
+def psnr_floor(ceiling_db: float) -> float:
+    """The MSE added to each crop's in `log_mse` for a ceiling in dB ([-1, 1] scale: peak-to-peak 2)."""
+    return 4.0 * 10 ** (-ceiling_db / 10)
 
 
 def join_tone_stage(restorer: weights.LoadedModel, toned: weights.LoadedModel) -> weights.LoadedModel:
@@ -71,12 +75,14 @@ def join_tone_stage(restorer: weights.LoadedModel, toned: weights.LoadedModel) -
                                provenance=provenance)
 
 
-def log_mse(out: Tensor, target: Tensor) -> Tensor:
-    """Mean over the batch of log(MSE + PSNR_FLOOR) per crop: minimising it maximises the mean PSNR (capped
-    near PSNR_CEILING_DB), so a clean or lightly degraded crop (small error) counts as much as a heavily
-    degraded one, but a crop already past the ceiling stops pulling the network towards pass-through."""
+def log_mse(out: Tensor, target: Tensor, ceiling_db: float = PSNR_CEILING_DB) -> Tensor:
+    """Mean over the batch of log(MSE + floor) per crop: minimising it maximises the mean PSNR (capped near
+    `ceiling_db`), so a clean or lightly degraded crop (small error) counts as much as a heavily degraded one,
+    but a crop already past the ceiling stops pulling the network towards pass-through. A crop's pull is
+    1 / (its MSE + floor): a lower ceiling lets clean crops pull less against the lightly degraded ones (JPEG)
+    that look like them."""
     mse = (out - target).square().flatten(1).mean(dim=1)
-    return torch.log(mse + PSNR_FLOOR).mean()
+    return torch.log(mse + psnr_floor(ceiling_db)).mean()
 
 
 @dataclass(frozen=True)
@@ -94,6 +100,7 @@ class EnhanceSettings:
     # (up to the noise estimator, and a tone stage `net` adds to a file without one)
     perceptual_weight: float = 0.0  # > 0: add the VGG-16 feature term (needs a loss network, see EnhanceTask)
     pixel_loss: str = "l1"  # "l1", or "psnr": `log_mse`, the mean PSNR over crops negated (up to a scale)
+    psnr_ceiling_db: float = PSNR_CEILING_DB  # "psnr": the PSNR past which a crop earns little more
     stage: str = "all"  # "all", or "tone": train the tone stage alone (module doc)
 
     def __post_init__(self) -> None:
@@ -106,6 +113,8 @@ class EnhanceSettings:
             raise ValueError("adv_weight and perceptual_weight must be >= 0, lr and d_lr_ratio > 0")
         if self.pixel_loss not in PIXEL_LOSSES:
             raise ValueError(f"pixel_loss must be one of {PIXEL_LOSSES}, got {self.pixel_loss!r}")
+        if not 20 <= self.psnr_ceiling_db <= 80:
+            raise ValueError(f"psnr_ceiling_db must be in [20, 80] dB, got {self.psnr_ceiling_db}")
         if self.stage not in STAGES:
             raise ValueError(f"stage must be one of {STAGES}, got {self.stage!r}")
         if self.stage == "tone" and not self.net.tone_knots:
@@ -193,7 +202,7 @@ class EnhanceTask(Task):
         l1 = (out - target).abs().mean()
         losses = {"l1": l1.item(), "l1_input": (x - target).abs().mean().item()}
         if s.pixel_loss == "psnr":
-            total = log_mse(out, target)
+            total = log_mse(out, target, s.psnr_ceiling_db)
             losses["log_mse"] = total.item()
         else:
             total = l1

@@ -73,6 +73,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     m.add_argument("--pixel-loss", choices=("l1", "psnr"), default="l1",
                    help="l1, or psnr: the mean over crops of log(MSE), so clean and lightly degraded crops weigh as "
                    "much as heavy ones (the scores are mean PSNRs)")
+    m.add_argument("--psnr-ceiling", type=float, default=45.0, metavar="DB",
+                   help="with --pixel-loss psnr: a crop restored past this PSNR earns little more (default 45). Lower "
+                   "it (e.g. 40) so clean crops pull less against light JPEG and noise, which look like them")
     m.add_argument("--perceptual-weight", type=float, default=0.0,
                    help="weight of a VGG-16 feature loss (relu2_2 + relu3_3, relative L1; 0 = off, e.g. 0.05)")
     m.add_argument("--vgg", default=None, metavar="FILE",
@@ -177,6 +180,7 @@ def prepare(args: argparse.Namespace):
         init=args.init,
         perceptual_weight=args.perceptual_weight,
         pixel_loss=args.pixel_loss,
+        psnr_ceiling_db=args.psnr_ceiling,
         stage=args.stage,
     )
     vgg = None
