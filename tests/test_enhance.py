@@ -286,32 +286,49 @@ def test_a_tone_stage_starts_as_the_identity_corrects_first_and_is_global():
         EnhanceConfig(tone_knots=65)
 
 
-def test_a_fixed_guide_widens_a_trained_network_next_to_itself_and_is_a_bilateral_filter():
-    from models.archs.enhance import MIX_PRIOR, add_fixed_guide, bilateral
+def test_the_blocking_level_reads_jpeg_blocks_not_texture_or_noise():
+    from models.archs.enhance import blocking_level
+    from models.enhance import degrade
+
+    photo = _photo(h=256, w=256)
+    noisy = (photo + 0.03 * torch.randn(photo.shape, generator=torch.Generator().manual_seed(0))).clamp(0, 1)
+    jpeg = degrade.jpeg(photo, 20)
+    levels = [float(blocking_level(x * 2 - 1)) * 255 / 2 for x in (photo, noisy, jpeg)]
+    assert levels[0] < 0.5 and levels[1] < 0.5 and levels[2] > 4, levels  # levels of 255
+    shifted = float(blocking_level(jpeg[..., 3:, 3:] * 2 - 1)) * 255 / 2  # the grid no longer starts at 0
+    assert shifted < 0.25 * levels[2]
+    # a large image is measured on a centre square cut on the block grid
+    big = degrade.jpeg(_photo(h=1200, w=1100), 20)
+    assert float(blocking_level(big * 2 - 1)) * 255 / 2 > 4
+
+
+def test_a_block_guide_widens_a_trained_network_next_to_itself_and_filters_by_the_blocking():
+    from models.archs.enhance import MIX_PRIOR, add_block_guide, bilateral, blocking_level
 
     base = EnhanceConfig(base_channels=8, levels=1, blocks=1, context_size=32, guide=True, noise_estimator="blocks")
     trained = _model(base).module
     with torch.no_grad():
         trained.tail.bias[12:16] = MIX_PRIOR  # as trained restorers keep it: the mix leans on the input
-    config = dataclasses.replace(base, fixed_guide=12.0)
+    config = dataclasses.replace(base, block_guide=True)
     assert (base.mixed, config.mixed) == (3, 4)
     wide = EnhanceNet(config).eval()
-    wide.load_state_dict(add_fixed_guide(trained.state_dict(), config))
-    x = _photo(h=64, w=64) * 2 - 1
+    wide.load_state_dict(add_block_guide(trained.state_dict(), config))
+    from models.enhance import degrade
+
+    x = degrade.jpeg(_photo(h=64, w=64), 10) * 2 - 1
     with torch.no_grad():
+        context = wide.global_context(x)
+        assert torch.equal(context.blocking, blocking_level(x)) and context.blocking > 0
+        expected = bilateral(x, context.blocking[:, None])[:, 0]
         before, after = trained(x), wide(x)
-        assert 0 < (after - before).abs().mean() < 0.1 * (bilateral(x, torch.tensor([[12.0 * 2 / 255]]))[:, 0]
-                                                          - before).abs().mean()  # a small share of the mix
-        # all of the mix on the new guide: the output is the bilateral filter of range 12 levels of 255
+        assert 0 < (after - before).abs().mean() < 0.2 * (expected - before).abs().mean()  # a small share of the mix
+        # all of the mix on the new guide: the output is the bilateral filter of the measured blocking's range
         wide.tail.weight.zero_()
         wide.tail.bias.zero_()
         wide.tail.bias[-4:] = 50.0
-        expected = bilateral(x, torch.tensor([[12.0 * 2 / 255]]))[:, 0]
-        assert torch.allclose(wide(x), wide.global_context(x).recolour(expected), atol=1e-5)
+        assert torch.allclose(wide(x), context.recolour(expected), atol=1e-5)
         assert (expected - x).abs().mean() > 1e-3  # and that filter is not the input
-    with pytest.raises(ValueError, match="fixed_guide"):
-        EnhanceConfig(fixed_guide=10.0)  # needs the guides
-    with pytest.raises(ValueError, match="fixed_guide"):
-        EnhanceConfig(guide=True, fixed_guide=-1.0)
-    with pytest.raises(ValueError, match="fixed_guide > 0"):
-        add_fixed_guide(trained.state_dict(), base)
+    with pytest.raises(ValueError, match="block_guide"):
+        EnhanceConfig(block_guide=True)  # needs the guides
+    with pytest.raises(ValueError, match="block_guide=True"):
+        add_block_guide(trained.state_dict(), base)

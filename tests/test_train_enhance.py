@@ -231,12 +231,12 @@ def test_the_psnr_loss_weighs_each_crop_by_its_own_error_and_trains(tmp_path, ph
     assert weights.load(out).provenance["task_settings"]["settings"]["pixel_loss"] == "psnr"
 
 
-def test_a_fixed_guide_is_added_to_a_guided_file_by_init_and_refused_without_guides(tmp_path, photos):
+def test_a_block_guide_is_added_to_a_guided_file_by_init_and_refused_without_guides(tmp_path, photos):
     data = load_images(photos, min_side=16)
     guided = dataclasses.replace(TINY, guide=True)
     settings = EnhanceSettings(degradation=NOISE, net=guided, batch_size=2, crop=32, adv_weight=0)
     first = weights.load(_train(tmp_path / "a", settings, data, steps=3))
-    wide = dataclasses.replace(guided, fixed_guide=10.0)
+    wide = dataclasses.replace(guided, block_guide=True)
     out = weights.load(_train(tmp_path / "b", dataclasses.replace(settings, net=wide,
                                                                   init=str(tmp_path / "a" / "en.safetensors")),
                               data, steps=3))

@@ -30,7 +30,7 @@ import torch
 from torch import Tensor, nn
 
 from .. import weights
-from ..archs.enhance import ARCHITECTURE, EnhanceConfig, EnhanceNet, add_fixed_guide
+from ..archs.enhance import ARCHITECTURE, EnhanceConfig, EnhanceNet, add_block_guide
 from ..archs.patchgan import PatchGAN, PatchGANConfig
 from ..archs.vgg import VGG16Features
 from ..enhance.degrade import RESTORE, DegradeConfig, degrade
@@ -155,15 +155,15 @@ class EnhanceTask(Task):
             same = dataclasses.replace(start.config, noise_estimator=s.net.noise_estimator)  # it has no weights
             if start.arch == ARCHITECTURE.id and not start.config.tone_knots:  # a new tone stage starts as the identity
                 same = dataclasses.replace(same, tone_knots=s.net.tone_knots)
-            widen = start.arch == ARCHITECTURE.id and start.config.guide and not start.config.fixed_guide
-            if widen:  # a fixed guide is added next to the trained ones
-                same = dataclasses.replace(same, fixed_guide=s.net.fixed_guide)
+            widen = start.arch == ARCHITECTURE.id and start.config.guide and not start.config.block_guide
+            if widen:  # a block guide is added next to the trained ones
+                same = dataclasses.replace(same, block_guide=s.net.block_guide)
             if start.arch != ARCHITECTURE.id or same != s.net:
                 raise ValueError(f"--init {s.init}: a {start.arch!r} model with config {start.config}; this run builds "
                                  f"{ARCHITECTURE.id!r} with {s.net}")
             state = start.module.state_dict()
-            if widen and s.net.fixed_guide:
-                state = add_fixed_guide(state, s.net)
+            if widen and s.net.block_guide:
+                state = add_block_guide(state, s.net)
             loaded = generator.load_state_dict(state, strict=False)
             if loaded.unexpected_keys or any(not k.startswith("tone.") for k in loaded.missing_keys):
                 raise ValueError(f"--init {s.init}: its weights do not fit this network ({loaded})")

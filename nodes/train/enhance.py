@@ -60,10 +60,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    help="a tone stage in front of the network (a curve of this many pieces per channel and a colour "
                    "matrix, from its own look at the whole image; 0 = none): blind exposure, contrast and colour "
                    "correction. With --init it may be added to a file without one (it starts as the identity)")
-    m.add_argument("--fixed-guide", type=float, default=None, metavar="LEVELS",
-                   help="with --guide: one more bilateral guide with this range in levels of 255, whatever the "
-                   "measured noise (e.g. 10: JPEG blocking and light noise, which the measured level misses). With "
-                   "--init it may be added to a guided file without one (it starts with about a tenth of the mix)")
+    m.add_argument("--block-guide", action="store_true",
+                   help="with --guide: one more bilateral guide, its range the JPEG blocking measured on the image "
+                   "(near 0 without JPEG, where the noise-level guides are copies of the input). With --init it may "
+                   "be added to a guided file without one (it starts with about a tenth of the mix)")
     m.add_argument("--stage", choices=("all", "tone"), default="all",
                    help="what trains: all of the network, or only its tone stage (the rest frozen and not run)")
     m.add_argument("--noise-estimator", choices=("mad", "blocks"), default=None,
@@ -159,12 +159,12 @@ def prepare(args: argparse.Namespace):
         net = weights.load(args.init).config
         if args.tone_knots is not None:
             net = dataclasses.replace(net, tone_knots=args.tone_knots)
-        if args.fixed_guide is not None:
-            net = dataclasses.replace(net, fixed_guide=args.fixed_guide)
+        if args.block_guide:
+            net = dataclasses.replace(net, block_guide=True)
     else:
         net = EnhanceConfig(base_channels=args.base_channels, levels=args.levels, blocks=args.blocks,
                             context=not args.no_context, curve_knots=0 if args.no_context else args.curve_knots,
-                            guide=args.guide, tone_knots=args.tone_knots or 0, fixed_guide=args.fixed_guide or 0.0)
+                            guide=args.guide, tone_knots=args.tone_knots or 0, block_guide=args.block_guide)
     if args.noise_estimator is not None:
         net = dataclasses.replace(net, noise_estimator=args.noise_estimator)
     settings = EnhanceSettings(
