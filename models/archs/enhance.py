@@ -50,7 +50,7 @@ NOISE_BLOCK_GAIN = 0.793  # "blocks": that rank's RMS over the true sigma on pur
 NOISE_MAP_SCALE = 5.0  # the noise map's value per unit of noise level (sigma 25/255 -> about 1)
 MIX_PRIOR = 4.0  # initial logit of the input in the output mix (weight ~0.96 with two guides)
 BLOCK = 8  # the JPEG block side the block guide measures its range on
-BLOCK_GUIDE_PRIOR = 2.0  # initial logit of a block guide added to a trained network (about a tenth of the mix)
+BLOCK_GUIDE_LEAD = 2.0  # a block guide added to a trained network starts with the input's logit plus this
 MAX_TONE_KNOTS = 64
 TONE_QUANTILES = (0.01, 0.5, 0.99)  # the tone stage's per-channel statistics, besides mean and spread
 TONE_HIDDEN = 64
@@ -447,9 +447,10 @@ class EnhanceNet(nn.Module):
 def add_block_guide(state: dict[str, Tensor], config: EnhanceConfig) -> dict[str, Tensor]:
     """The weights `state` of a guided network without a block guide, widened to `config`, which has one.
 
-    The new guide's input weights are zero and its logit in the output mix starts at BLOCK_GUIDE_PRIOR, so the
-    network starts next to the one it came from (the guide starts with about a tenth of the mix, and it is
-    nearly the input itself on a photo without JPEG blocking).
+    The new guide's input weights are zero and its logit in the output mix is the input's plus BLOCK_GUIDE_LEAD:
+    it takes most of the input's share of the mix. Without JPEG blocking the guide is nearly the input itself,
+    so the network starts next to the one it came from; with blocking it starts deblocking at once (the logits
+    of the mix move slowly in a fine-tune: a tenth of the mix at the start stayed a tenth for 1000 steps).
     """
     if not config.block_guide:
         raise ValueError("add_block_guide needs a config with block_guide=True")
@@ -457,8 +458,10 @@ def add_block_guide(state: dict[str, Tensor], config: EnhanceConfig) -> dict[str
     head, tail = state["head.0.weight"], state["tail.weight"]
     new_inputs = 4 * config.channels
     state["head.0.weight"] = torch.cat([head, head.new_zeros(head.shape[0], new_inputs, *head.shape[2:])], dim=1)
-    state["tail.weight"] = torch.cat([tail, tail.new_zeros(4, *tail.shape[1:])])
-    state["tail.bias"] = torch.cat([state["tail.bias"], state["tail.bias"].new_full((4,), BLOCK_GUIDE_PRIOR)])
+    inputs_logit = slice(4 * config.channels, 4 * config.channels + 4)  # after the residual, 2x2-folded
+    bias = state["tail.bias"]
+    state["tail.weight"] = torch.cat([tail, tail[inputs_logit]])
+    state["tail.bias"] = torch.cat([bias, bias[inputs_logit] + BLOCK_GUIDE_LEAD])
     return state
 
 

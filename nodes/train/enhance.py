@@ -63,7 +63,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     m.add_argument("--block-guide", action="store_true",
                    help="with --guide: one more bilateral guide, its range the JPEG blocking measured on the image "
                    "(near 0 without JPEG, where the noise-level guides are copies of the input). With --init it may "
-                   "be added to a guided file without one (it starts with about a tenth of the mix)")
+                   "be added to a guided file without one (it starts with most of the input's share of the mix)")
     m.add_argument("--stage", choices=("all", "tone"), default="all",
                    help="what trains: all of the network, or only its tone stage (the rest frozen and not run)")
     m.add_argument("--noise-estimator", choices=("mad", "blocks"), default=None,
