@@ -336,6 +336,11 @@ def test_a_block_guide_added_to_a_trained_network_leaves_clean_photos_and_debloc
         wide.tail.bias[-4:] = 50.0
         assert torch.allclose(wide(x), expected, atol=1e-5)
         assert (expected - context.recolour(x)).abs().mean() > 1e-3  # and that filter is not the input
+    with torch.no_grad():  # a photo without blocking gets the input as its block guide, alone or in a batch
+        both = wide(torch.cat([clean, x]))
+        assert torch.allclose(both[:1], wide(clean), atol=1e-5) and torch.allclose(both[1:], wide(x), atol=1e-5)
+        wide.tail.bias[-4:] = 50.0
+        assert torch.allclose(wide(clean), wide.global_context(clean).recolour(clean), atol=1e-5)
     with pytest.raises(ValueError, match="block_guide"):
         EnhanceConfig(block_guide=True)  # needs the guides
     with pytest.raises(ValueError, match="block_guide=True"):

@@ -50,6 +50,7 @@ NOISE_BLOCK_GAIN = 0.793  # "blocks": that rank's RMS over the true sigma on pur
 NOISE_MAP_SCALE = 5.0  # the noise map's value per unit of noise level (sigma 25/255 -> about 1)
 MIX_PRIOR = 4.0  # initial logit of the input in the output mix (weight ~0.96 with two guides)
 BLOCK = 8  # the JPEG block side the block guide measures its range on
+BLOCKING_FLOOR = 2.0  # levels of 255: below it the block guide is the input (clean photos: about 1, JPEG q 50: 9)
 BLOCK_GUIDE_LEAD = 2.0  # a block guide added to a trained network starts with the input's logit plus this
 MAX_TONE_KNOTS = 64
 TONE_QUANTILES = (0.01, 0.5, 0.99)  # the tone stage's per-channel statistics, besides mean and spread
@@ -381,10 +382,16 @@ class EnhanceNet(nn.Module):
         then the measured blocking if the config has a block guide."""
         noise = context.noise.to(x.device)
         ranges = noise[:, None] * noise.new_tensor(GUIDE_RANGES)
+        blocked = None
         if self.config.block_guide:
-            ranges = torch.cat([ranges, context.blocking.to(ranges.device)[:, None]], dim=1)
-        filtered = bilateral(x, ranges)
-        return [context.recolour(filtered[:, i].to(x.dtype)) for i in range(filtered.shape[1])]
+            blocked = context.blocking.to(x.device) >= BLOCKING_FLOOR * 2.0 / 255.0  # x spans 2 per 255 levels
+            if blocked.any():  # the third range costs as much again as the other two together
+                ranges = torch.cat([ranges, context.blocking.to(ranges.device)[:, None]], dim=1)
+        filtered = [f.to(x.dtype) for f in bilateral(x, ranges).unbind(dim=1)]
+        if blocked is not None:  # without blocking, the block guide is the input itself
+            block = filtered.pop() if blocked.any() else x
+            filtered.append(torch.where(blocked[:, None, None, None], block, x))
+        return [context.recolour(f) for f in filtered]
 
     def global_context(self, x: Tensor) -> Context | None:
         """The whole-image context; compute it once per image and pass it to every tile."""
