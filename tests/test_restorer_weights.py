@@ -1,5 +1,5 @@
 """The shipped restorers on the sample photos (scikit-image photos, a source they never trained on): a clean
-photo passes through, light noise comes off, and a JPEG is never made worse; the blind one (the guided restorer
+photo passes through, light noise comes off, and so does JPEG blocking; the blind one (the guided restorer
 behind a tone stage) also brings an under-exposed photo back and leaves a well-exposed one alone."""
 
 import dataclasses
@@ -17,7 +17,11 @@ pytestmark = pytest.mark.unit
 WEIGHTS = Path(__file__).resolve().parents[1] / "models" / "weights"
 RESTORER = WEIGHTS / "enhance_guided.safetensors"
 BLIND = WEIGHTS / "enhance_blind.safetensors"
-CLEAN_DB = 52.0  # measured 54.2-57.3 dB (guided) and 53.9-56.1 dB (blind) on the three photos at 256 px
+# measured 46.7-52.9 dB (guided) and 46.6-52.8 dB (blind) on the three photos at 256 px: the sample files are
+# JPEGs, and two of them keep a blocking of 6.3-6.5 levels that the block guide partly removes (the file before
+# it: 54.2-57.3 dB)
+CLEAN_DB = 45.0
+JPEG_GAIN_DB = 0.15  # JPEG quality 20: measured +0.19 to +0.34 dB (both; the file before it: -0.02 to +0.07)
 LIGHT_NOISE_GAIN_DB = 2.4  # Gaussian noise sigma 5 (plain degradations): measured +2.55 to +3.33 dB (both)
 LOW_LIGHT_GAIN_DB = 8.0  # blind, values halved and gamma 1.2: measured +9.6 to +14.7 dB (the guided one: 0)
 FILES = {"guided": RESTORER, "blind": BLIND}
@@ -64,10 +68,11 @@ def test_light_noise_comes_off(restorer, name):
 
 
 @pytest.mark.parametrize("name", PHOTOS)
-def test_a_jpeg_is_never_made_worse(restorer, name):
+def test_jpeg_blocking_comes_off(restorer, name):
     clean = read_sample(name)
     jpeg = plain.apply(clean, "jpeg20", 0)
-    assert _psnr(restorer, jpeg, clean) > float(metrics.psnr(jpeg, clean)) - 0.05  # previous: -0.17 on chelsea
+    gain = _psnr(restorer, jpeg, clean) - float(metrics.psnr(jpeg, clean))
+    assert gain > JPEG_GAIN_DB, f"{gain:.2f} dB"
 
 
 @pytest.mark.parametrize("name", PHOTOS)
