@@ -304,6 +304,7 @@ def test_the_blocking_level_reads_jpeg_blocks_not_texture_or_noise():
 
 def test_a_block_guide_added_to_a_trained_network_leaves_clean_photos_and_deblocks_jpegs():
     from models.archs.enhance import MIX_PRIOR, add_block_guide, bilateral, blocking_level
+    from models.enhance import degrade
 
     base = EnhanceConfig(base_channels=8, levels=1, blocks=1, context_size=32, guide=True, noise_estimator="blocks")
     trained = _model(base).module
@@ -313,8 +314,6 @@ def test_a_block_guide_added_to_a_trained_network_leaves_clean_photos_and_debloc
     assert (base.mixed, config.mixed) == (3, 4)
     wide = EnhanceNet(config).eval()
     wide.load_state_dict(add_block_guide(trained.state_dict(), config))
-    from models.enhance import degrade
-
     clean = _photo(h=64, w=64) * 2 - 1
     x = degrade.jpeg(_photo(h=64, w=64), 10) * 2 - 1
     with torch.no_grad():

@@ -385,7 +385,7 @@ class EnhanceNet(nn.Module):
         blocked = None
         if self.config.block_guide:
             blocked = context.blocking.to(x.device) >= BLOCKING_FLOOR * 2.0 / 255.0  # x spans 2 per 255 levels
-            if blocked.any():  # the third range costs as much again as the other two together
+            if blocked.any():  # else the third range is not computed at all
                 ranges = torch.cat([ranges, context.blocking.to(ranges.device)[:, None]], dim=1)
         filtered = [f.to(x.dtype) for f in bilateral(x, ranges).unbind(dim=1)]
         if blocked is not None:  # without blocking, the block guide is the input itself
@@ -457,7 +457,7 @@ def add_block_guide(state: dict[str, Tensor], config: EnhanceConfig) -> dict[str
     The new guide's input weights are zero and its logit in the output mix is the input's plus BLOCK_GUIDE_LEAD:
     it takes most of the input's share of the mix. Without JPEG blocking the guide is nearly the input itself,
     so the network starts next to the one it came from; with blocking it starts deblocking at once (the logits
-    of the mix move slowly in a fine-tune: a tenth of the mix at the start stayed a tenth for 1000 steps).
+    of the mix move slowly in a fine-tune: a tenth of the mix at the start stayed a tenth for 500 steps).
     """
     if not config.block_guide:
         raise ValueError("add_block_guide needs a config with block_guide=True")

@@ -45,7 +45,7 @@ PSNR_CEILING_DB = 45.0  # default: a crop restored beyond this earns little more
 
 
 def psnr_floor(ceiling_db: float) -> float:
-    """The MSE added to each crop's in `log_mse` for a ceiling in dB ([-1, 1] scale: peak-to-peak 2)."""
+    """What `log_mse` adds to each crop's MSE for a ceiling in dB ([-1, 1] scale: peak-to-peak 2)."""
     return 4.0 * 10 ** (-ceiling_db / 10)
 
 
