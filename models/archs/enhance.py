@@ -382,16 +382,16 @@ class EnhanceNet(nn.Module):
         then the measured blocking if the config has a block guide."""
         noise = context.noise.to(x.device)
         ranges = noise[:, None] * noise.new_tensor(GUIDE_RANGES)
-        blocked = None
-        if self.config.block_guide:
-            blocked = context.blocking.to(x.device) >= BLOCKING_FLOOR * 2.0 / 255.0  # x spans 2 per 255 levels
-            if blocked.any():  # else the third range is not computed at all
-                ranges = torch.cat([ranges, context.blocking.to(ranges.device)[:, None]], dim=1)
-        filtered = [f.to(x.dtype) for f in bilateral(x, ranges).unbind(dim=1)]
-        if blocked is not None:  # without blocking, the block guide is the input itself
-            block = filtered.pop() if blocked.any() else x
+        if not self.config.block_guide:
+            return [context.recolour(f.to(x.dtype)) for f in bilateral(x, ranges).unbind(dim=1)]
+        blocking = context.blocking.to(x.device)
+        blocked = blocking >= BLOCKING_FLOOR * 2.0 / 255.0  # x spans 2 per 255 levels
+        if not blocked.any():  # the third range is not computed at all: the block guide is the input itself
+            filtered = [*bilateral(x, ranges).unbind(dim=1), x]
+        else:
+            *filtered, block = bilateral(x, torch.cat([ranges, blocking[:, None]], dim=1)).unbind(dim=1)
             filtered.append(torch.where(blocked[:, None, None, None], block, x))
-        return [context.recolour(f) for f in filtered]
+        return [context.recolour(f.to(x.dtype)) for f in filtered]
 
     def global_context(self, x: Tensor) -> Context | None:
         """The whole-image context; compute it once per image and pass it to every tile."""
