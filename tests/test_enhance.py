@@ -286,6 +286,38 @@ def test_a_tone_stage_starts_as_the_identity_corrects_first_and_is_global():
         EnhanceConfig(tone_knots=65)
 
 
+def test_a_tone_gate_starts_open_passes_through_exactly_when_closed_and_learns_through_its_clamp():
+    base = EnhanceConfig(base_channels=8, levels=1, blocks=1, context_size=32, tone_knots=8)
+    ungated = EnhanceNet(base).eval()
+    nn.init.normal_(ungated.tone.out.weight, std=0.05)
+    gated = EnhanceNet(dataclasses.replace(base, tone_gate=True)).eval()
+    loaded = gated.load_state_dict(ungated.state_dict(), strict=False)
+    assert not loaded.unexpected_keys and set(loaded.missing_keys) == {"tone.gate.weight", "tone.gate.bias"}
+    x = _photo(h=64, w=64) * 2 - 1
+    with torch.no_grad():
+        corrected = ungated(x, tone_only=True)
+        assert (corrected - x).abs().mean() > 0.01
+        assert torch.equal(gated.tone(x).gate, torch.ones(1))  # open: the stage it was added to is kept
+        assert torch.allclose(gated(x, tone_only=True), corrected, atol=1e-6)
+        gated.tone.gate.bias.fill_(-0.5)  # closed: the photo passes through bit for bit
+        assert torch.equal(gated(x, tone_only=True), x)
+        plain = EnhanceNet(dataclasses.replace(base, tone_knots=0)).eval()
+        plain.load_state_dict({k: v for k, v in gated.state_dict().items() if not k.startswith("tone.")})
+        assert torch.equal(gated(x), plain(x))  # and so does the restorer's input
+        gated.tone.gate.bias.fill_(0.25)  # between: a quarter of the correction
+        assert torch.allclose(gated(x, tone_only=True), x + 0.25 * (corrected - x), atol=1e-5)
+    for bias, flows in ((-0.5, True), (1.5, True), (-1.5, False), (2.5, False)):
+        with torch.no_grad():
+            gated.tone.gate.bias.fill_(bias)
+        gated.zero_grad()
+        gate = gated.tone(x).gate
+        assert gate.item() == min(max(bias, 0.0), 1.0)
+        gate.sum().backward()  # straight through inside TONE_GATE_SPAN, so a closed gate can reopen; none beyond
+        assert (gated.tone.gate.bias.grad.item() == 1.0) == flows
+    with pytest.raises(ValueError, match="tone_gate"):
+        EnhanceConfig(tone_gate=True)
+
+
 def test_the_blocking_level_reads_jpeg_blocks_not_texture_or_noise():
     from models.archs.enhance import blocking_level
     from models.enhance import degrade

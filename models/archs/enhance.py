@@ -22,7 +22,9 @@ Why this shape:
   small encoder (its own features, the channels' mean, spread and 1 / 50 / 99 % quantiles, a hidden
   layer) that gives a monotone curve per channel and a colour matrix, applied to the input before
   anything else (the noise level is measured after it). It starts as the identity, so it can be added
-  to a trained restorer and trained alone (`models.train.enhance`, stage "tone").
+  to a trained restorer and trained alone (`models.train.enhance`, stage "tone"). With `tone_gate` it
+  also gives a gate in [0, 1] that scales its whole correction: a photo it judges right as it is
+  passes through exactly (gate 0), where a regressed curve is only ever near the identity.
 
 Values are in [-1, 1] (the task function converts); the output is not clamped here.
 """
@@ -55,6 +57,8 @@ BLOCK_GUIDE_LEAD = 2.0  # a block guide added to a trained network starts with t
 MAX_TONE_KNOTS = 64
 TONE_QUANTILES = (0.01, 0.5, 0.99)  # the tone stage's per-channel statistics, besides mean and spread
 TONE_HIDDEN = 64
+TONE_GATE_SPAN = (-1.0, 2.0)  # the gate's pre-activation is clamped to [0, 1] on the way out, but passes
+# gradients on as if unclamped inside this span (a straight-through estimate), so a closed gate can reopen
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,7 @@ class EnhanceConfig:
     noise_estimator: str = "mad"  # how the guides measure the noise level (see noise_level)
     block_guide: bool = False  # one more bilateral guide, its range the measured JPEG blocking (needs guide)
     tone_knots: int = 0  # > 0: a tone stage in front (curve of this many pieces + colour matrix; needs context)
+    tone_gate: bool = False  # the tone stage's correction scaled by a learnt gate in [0, 1] (needs tone_knots)
 
     def __post_init__(self) -> None:
         if self.channels not in (1, 3):
@@ -91,6 +96,8 @@ class EnhanceConfig:
         if not 0 <= self.tone_knots <= MAX_TONE_KNOTS or (self.tone_knots and not self.context):
             raise ValueError(f"tone_knots must be in [0, {MAX_TONE_KNOTS}] and needs context=True, got "
                              f"{self.tone_knots}")
+        if self.tone_gate and not self.tone_knots:
+            raise ValueError("tone_gate=True needs a tone stage (tone_knots > 0)")
         if self.block_guide and not self.guide:
             raise ValueError("block_guide=True needs guide=True (it is one more of the guides)")
         if self.noise_estimator not in NOISE_ESTIMATORS:
@@ -139,17 +146,23 @@ def recolour(x: Tensor, curve: Tensor | None, matrix: Tensor, offset: Tensor) ->
 
 @dataclass
 class Tone:
-    """The tone stage's correction of one image: a curve per channel, then a colour matrix and offset."""
+    """The tone stage's correction of one image: a curve per channel, then a colour matrix and offset, the
+    change scaled by a gate in [0, 1] when the stage has one."""
 
     curve: Tensor  # [B, C, knots]: increments summing to 1
     matrix: Tensor  # [B, C, C]
     offset: Tensor  # [B, C]
+    gate: Tensor | None = None  # [B]: 0 = the image passes through unchanged, 1 = the whole correction
 
     def to(self, dtype: torch.dtype) -> Tone:
-        return Tone(self.curve.to(dtype), self.matrix.to(dtype), self.offset.to(dtype))
+        gate = None if self.gate is None else self.gate.to(dtype)
+        return Tone(self.curve.to(dtype), self.matrix.to(dtype), self.offset.to(dtype), gate)
 
     def apply(self, x: Tensor) -> Tensor:
-        return recolour(x, self.curve, self.matrix, self.offset)
+        y = recolour(x, self.curve, self.matrix, self.offset)
+        if self.gate is None:
+            return y
+        return torch.lerp(x, y, self.gate[:, None, None, None])
 
 
 @dataclass
@@ -295,6 +308,10 @@ class ToneEncoder(nn.Module):
         self.out = nn.Linear(TONE_HIDDEN, c * self.knots + c * c + c)
         nn.init.zeros_(self.out.weight)  # equal increments (a straight curve), the identity matrix, no offset
         nn.init.zeros_(self.out.bias)
+        self.gate = nn.Linear(TONE_HIDDEN, 1) if config.tone_gate else None
+        if self.gate is not None:  # starts open: a trained stage it is added to keeps its behaviour
+            nn.init.zeros_(self.gate.weight)
+            nn.init.ones_(self.gate.bias)
 
     def forward(self, x: Tensor) -> Tone:
         thumb = _thumbnail(x, self.size)
@@ -303,11 +320,16 @@ class ToneEncoder(nn.Module):
         quantiles = torch.quantile(flat, flat.new_tensor(TONE_QUANTILES), dim=2).permute(1, 0, 2).flatten(1)
         stats = torch.cat([self.features(thumb).mean(dim=(2, 3)).float(), flat.mean(dim=2), flat.std(dim=2),
                            quantiles], dim=1)
-        out = self.out(self.hidden(stats.to(thumb.dtype))).float()
+        hidden = self.hidden(stats.to(thumb.dtype))
+        out = self.out(hidden).float()
         k = c * self.knots
         curve = torch.softmax(out[:, :k].view(b, c, self.knots), dim=-1)
         matrix = torch.eye(c, device=x.device) + out[:, k : k + c * c].view(b, c, c)
-        return Tone(curve, matrix, out[:, k + c * c :])
+        gate = None
+        if self.gate is not None:
+            z = self.gate(hidden).float()[:, 0].clamp(*TONE_GATE_SPAN)
+            gate = z + (z.clamp(0.0, 1.0) - z).detach()  # forward: clamped to [0, 1]; backward: straight through
+        return Tone(curve, matrix, out[:, k + c * c :], gate)
 
 
 class ContextEncoder(nn.Module):

@@ -127,7 +127,8 @@ def load_images(
 
 
 def random_crops(
-    images: Sequence[Tensor], batch: int, size: int, generator: torch.Generator, *, zoom: bool = True
+    images: Sequence[Tensor], batch: int, size: int, generator: torch.Generator, *, zoom: bool = True,
+    picks: Sequence[int] | None = None,
 ) -> Tensor:
     """`batch` random square crops with random horizontal flips, float [B,C,size,size] in [0,1].
 
@@ -135,10 +136,14 @@ def random_crops(
     side and then resized to `size` (bicubic, antialiased, rounded to 8-bit levels), so the network
     sees both fine texture and whole objects.
     An image smaller than `size` is upscaled to fit. Images may have any channel count (all the
-    same): a pair stacked along the channels (`load_pairs`) is cropped at one place.
+    same): a pair stacked along the channels (`load_pairs`) is cropped at one place. `picks`: the images
+    to crop (indices, one per crop) instead of random ones.
     """
     out = torch.empty(batch, images[0].shape[0], size, size)
-    picks = torch.randint(len(images), (batch,), generator=generator).tolist()
+    if picks is None:
+        picks = torch.randint(len(images), (batch,), generator=generator).tolist()
+    elif len(picks) != batch:
+        raise ValueError(f"picks must name one image per crop ({batch}), got {len(picks)}")
     for i, index in enumerate(picks):
         image = images[index]
         h, w = image.shape[-2:]

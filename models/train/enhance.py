@@ -14,7 +14,10 @@ PSNR the evaluations report, capped at PSNR_CEILING_DB) plus a small LSGAN term 
 not run at all).
 Stage "tone" trains only the tone stage of a network that has one (`EnhanceConfig.tone_knots`), on its own
 output: the restorer behind it is frozen and not even run, so a trained restorer (`init`) gains a blind
-exposure / contrast / colour correction in front without being retrained.
+exposure / contrast / colour correction in front without being retrained. A tone stage judges the whole
+picture, and a crop's statistics are not a photo's (a crop of shadow looks under-exposed): with
+`tone_view="photo"` the stage reads the whole photo (squashed to PHOTO_VIEW px square and degraded with the
+crop's own draws) and its correction is scored on the crop, as the node applies it.
 Optionally (`perceptual_weight` > 0, off by default so that training needs no pretrained network) a
 perceptual term on a frozen VGG-16 (`models.train.features`).
 """
@@ -41,6 +44,8 @@ from .features import check_loss_network, perceptual_term
 
 PIXEL_LOSSES = ("l1", "psnr")
 STAGES = ("all", "tone")
+TONE_VIEWS = ("crop", "photo")
+PHOTO_VIEW = 256  # tone_view "photo": the side of the whole-photo square the tone stage reads in training
 PSNR_CEILING_DB = 45.0  # default: a crop restored beyond this earns little more (a clean photo need not reach 60 dB)
 
 
@@ -64,7 +69,7 @@ def join_tone_stage(restorer: weights.LoadedModel, toned: weights.LoadedModel) -
     if not toned.config.tone_knots or toned.config.channels != restorer.config.channels:
         raise ValueError(f"--tone {toned.path}: a trained tone stage for {restorer.config.channels}-channel images is "
                          f"needed, got tone_knots {toned.config.tone_knots} for {toned.config.channels} channels")
-    config = dataclasses.replace(restorer.config, tone_knots=toned.config.tone_knots)
+    config = dataclasses.replace(restorer.config, tone_knots=toned.config.tone_knots, tone_gate=toned.config.tone_gate)
     module = EnhanceNet(config).eval()
     state = restorer.module.state_dict()
     state.update({k: v for k, v in toned.module.state_dict().items() if k.startswith("tone.")})
@@ -102,6 +107,7 @@ class EnhanceSettings:
     pixel_loss: str = "l1"  # "l1", or "psnr": `log_mse`, the mean PSNR over crops negated (up to a scale)
     psnr_ceiling_db: float = PSNR_CEILING_DB  # "psnr": the PSNR past which a crop earns little more
     stage: str = "all"  # "all", or "tone": train the tone stage alone (module doc)
+    tone_view: str = "crop"  # stage "tone": what the stage reads, the crop or its whole photo (module doc)
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -119,6 +125,9 @@ class EnhanceSettings:
             raise ValueError(f"stage must be one of {STAGES}, got {self.stage!r}")
         if self.stage == "tone" and not self.net.tone_knots:
             raise ValueError("stage 'tone' needs a network with a tone stage (tone_knots > 0)")
+        if self.tone_view not in TONE_VIEWS or (self.tone_view == "photo" and self.stage != "tone"):
+            raise ValueError(f"tone_view must be one of {TONE_VIEWS}, and 'photo' needs stage 'tone'; got "
+                             f"{self.tone_view!r} with stage {self.stage!r}")
 
 
 class EnhanceTask(Task):
@@ -137,6 +146,9 @@ class EnhanceTask(Task):
         self.settings, self.data, self.vgg = settings, data, vgg
         # one [6, H, W] image per pair (degraded, clean), so a crop takes the same window from both
         self._images = [torch.cat([a, b]) for a, b in zip(data.a, data.b, strict=True)] if paired else data.images
+        if settings.tone_view == "photo" and (paired or settings.degradation is None):
+            raise ValueError("tone_view 'photo' degrades whole photos: it needs single images and a degradation")
+        self._photos = [_squashed(image, PHOTO_VIEW) for image in self._images] if settings.tone_view == "photo" else []
 
     def describe(self) -> dict[str, Any]:
         settings = dataclasses.asdict(self.settings)
@@ -155,6 +167,8 @@ class EnhanceTask(Task):
             same = dataclasses.replace(start.config, noise_estimator=s.net.noise_estimator)  # it has no weights
             if start.arch == ARCHITECTURE.id and not start.config.tone_knots:  # a new tone stage starts as the identity
                 same = dataclasses.replace(same, tone_knots=s.net.tone_knots)
+            if start.arch == ARCHITECTURE.id and not start.config.tone_gate:  # a new gate starts open
+                same = dataclasses.replace(same, tone_gate=s.net.tone_gate)
             widen = start.arch == ARCHITECTURE.id and start.config.guide and not start.config.block_guide
             if widen:  # a block guide is added next to the trained ones
                 same = dataclasses.replace(same, block_guide=s.net.block_guide)
@@ -186,19 +200,28 @@ class EnhanceTask(Task):
             pairs = random_crops(self._images, s.batch_size, s.crop, generator, zoom=False)
             degraded, clean = pairs[:, :3], pairs[:, 3:]
         else:
-            clean = random_crops(self._images, s.batch_size, s.crop, generator, zoom=s.zoom)
+            picks = torch.randint(len(self._images), (s.batch_size,), generator=generator).tolist() \
+                if self._photos else None
+            clean = random_crops(self._images, s.batch_size, s.crop, generator, zoom=s.zoom, picks=picks)
             seed = int(torch.randint(0, 2**62, (1,), generator=generator))
             # the nodes receive 8-bit images: the network learns on inputs rounded the same way
             degraded = degrade(clean, s.degradation, seed).mul(255.0).round().div(255.0)
+        batch = {"input": degraded, "target": clean}
+        if self._photos:  # item i of both batches draws from the same seed stream: the same faults, whole photo
+            photos = torch.stack([self._photos[i] for i in picks]).float().div(255.0)
+            batch["photo"] = degrade(photos, s.degradation, seed).mul(255.0).round().div(255.0)
         if s.net.channels == 1:
-            degraded, clean = (t.mean(dim=1, keepdim=True) for t in (degraded, clean))
-        return {"input": to_signed(degraded), "target": to_signed(clean)}
+            batch = {k: t.mean(dim=1, keepdim=True) for k, t in batch.items()}
+        return {k: to_signed(t) for k, t in batch.items()}
 
     def train_step(self, ctx: StepContext, batch: dict[str, Tensor]) -> dict[str, float]:
         s = self.settings
         x, target = batch["input"], batch["target"]
         with ctx.autocast():
-            out = ctx.nets["G"](x, tone_only=s.stage == "tone").float()
+            if "photo" in batch:  # the stage reads the whole photo and corrects the crop
+                out = ctx.nets["G"].tone(batch["photo"]).to(x.dtype).apply(x).float()
+            else:
+                out = ctx.nets["G"](x, tone_only=s.stage == "tone").float()
         l1 = (out - target).abs().mean()
         losses = {"l1": l1.item(), "l1_input": (x - target).abs().mean().item()}
         if s.pixel_loss == "psnr":
@@ -233,3 +256,11 @@ class EnhanceTask(Task):
 
     def export(self, nets: dict[str, nn.Module]) -> Export:
         return Export(nets["G"], ARCHITECTURE.id, self.settings.net, "enhance")
+
+
+def _squashed(image: Tensor, side: int) -> Tensor:
+    """uint8 [C,H,W] -> uint8 [C,side,side], the whole picture squashed to a square as the tone stage's
+    thumbnail squashes it (bicubic, antialiased)."""
+    out = torch.nn.functional.interpolate(image[None].float(), size=(side, side), mode="bicubic", align_corners=False,
+                                          antialias=True)[0]
+    return out.clamp(0.0, 255.0).round().to(torch.uint8)

@@ -64,6 +64,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    help="with --guide: one more bilateral guide, its range the JPEG blocking measured on the image "
                    "(near 0 without JPEG, where the noise-level guides are copies of the input). With --init it may "
                    "be added to a guided file without one (it starts with most of the input's share of the mix)")
+    m.add_argument("--tone-gate", action="store_true",
+                   help="with a tone stage: it also learns a gate in [0, 1] that scales its whole correction, so a "
+                   "photo it judges right passes through exactly. With --init it may be added to a trained stage "
+                   "(it starts open)")
+    m.add_argument("--tone-view", choices=("crop", "photo"), default="crop",
+                   help="with --stage tone: the stage reads the training crop, or the crop's whole photo (degraded "
+                   "with the crop's faults; its correction is scored on the crop), as it reads whole photos in use")
     m.add_argument("--stage", choices=("all", "tone"), default="all",
                    help="what trains: all of the network, or only its tone stage (the rest frozen and not run)")
     m.add_argument("--noise-estimator", choices=("mad", "blocks"), default=None,
@@ -161,10 +168,13 @@ def prepare(args: argparse.Namespace):
             net = dataclasses.replace(net, tone_knots=args.tone_knots)
         if args.block_guide:
             net = dataclasses.replace(net, block_guide=True)
+        if args.tone_gate:
+            net = dataclasses.replace(net, tone_gate=True)
     else:
         net = EnhanceConfig(base_channels=args.base_channels, levels=args.levels, blocks=args.blocks,
                             context=not args.no_context, curve_knots=0 if args.no_context else args.curve_knots,
-                            guide=args.guide, tone_knots=args.tone_knots or 0, block_guide=args.block_guide)
+                            guide=args.guide, tone_knots=args.tone_knots or 0, block_guide=args.block_guide,
+                            tone_gate=args.tone_gate)
     if args.noise_estimator is not None:
         net = dataclasses.replace(net, noise_estimator=args.noise_estimator)
     settings = EnhanceSettings(
@@ -182,6 +192,7 @@ def prepare(args: argparse.Namespace):
         pixel_loss=args.pixel_loss,
         psnr_ceiling_db=args.psnr_ceiling,
         stage=args.stage,
+        tone_view=args.tone_view,
     )
     vgg = None
     if args.perceptual_weight > 0:
