@@ -173,13 +173,14 @@ def test_the_tone_stage_is_added_to_a_trained_restorer_and_trained_alone(tmp_pat
 
 def test_the_photo_view_shows_the_tone_stage_each_crops_whole_photo_with_the_crops_own_faults(tmp_path, photos):
     data = load_images(photos, min_side=16)
-    dark = degrade.DegradeConfig(colour_probability=1.0, exposure_gain=(0.3, 1.0))
+    dark = degrade.DegradeConfig(colour_probability=0.5, exposure_gain=(0.3, 0.8), noise_probability=1.0,
+                                 noise_sigma=(2.0, 2.0), poisson_probability=0.0)
     toned = dataclasses.replace(TINY, tone_knots=4, tone_gate=True)
-    settings = EnhanceSettings(degradation=dark, net=toned, batch_size=6, crop=32, adv_weight=0, lr=1e-2, stage="tone",
-                               tone_view="photo")
+    settings = EnhanceSettings(degradation=dark, net=toned, batch_size=8, crop=32, adv_weight=0, lr=1e-2, stage="tone",
+                               tone_view="photo", gate_weight=1.0)
     task = EnhanceTask(settings, data)
     batch = task.make_batch(torch.Generator().manual_seed(3))
-    assert batch["photo"].shape == (6, 3, 256, 256) and batch["input"].shape == (6, 3, 32, 32)
+    assert batch["photo"].shape == (8, 3, 256, 256) and batch["input"].shape == (8, 3, 32, 32)
     # every pair of crop and photo got the same exposure (gains differ between items): the crop's darkening
     # matches that of one of the clean photos, and the photo's gain is the crop's
     crop_gain = ((batch["input"] + 1).mean(dim=(1, 2, 3)) / (batch["target"] + 1).mean(dim=(1, 2, 3)))
@@ -187,15 +188,23 @@ def test_the_photo_view_shows_the_tone_stage_each_crops_whole_photo_with_the_cro
     photo_gain = (batch["photo"] + 1).mean(dim=(1, 2, 3))[:, None] / whole.mean(dim=(1, 2, 3))[None]
     assert crop_gain.max() - crop_gain.min() > 0.1
     assert ((photo_gain - crop_gain[:, None]).abs().min(dim=1).values < 0.02).all()
-    out = weights.load(_train(tmp_path, dataclasses.replace(settings, batch_size=3), data, steps=40))
+    # the gate's target: the darkened items, not the merely noisy ones
+    dark_items = crop_gain < 0.9
+    assert 0 < dark_items.sum() < 8 and torch.equal(batch["faulted"], dark_items.float())
+    assert ((crop_gain - 1).abs()[~dark_items] < 0.02).all()
+    out = weights.load(_train(tmp_path, dataclasses.replace(settings, batch_size=4), data, steps=40))
     assert out.config == toned
     rows = [json.loads(x) for x in (tmp_path / "en.metrics.jsonl").read_text().splitlines()]
-    late = rows[-10:]
+    early, late = rows[:10], rows[-10:]
     assert sum(r["l1"] for r in late) < 0.5 * sum(r["l1_input"] for r in late)  # it learnt to brighten
+    assert sum(r["gate_error"] for r in late) < 0.5 * sum(r["gate_error"] for r in early)  # and when to
     with pytest.raises(ValueError, match="tone_view"):
         EnhanceSettings(degradation=dark, net=toned, tone_view="photo")  # stage "all"
     with pytest.raises(ValueError, match="tone_view"):
         EnhanceSettings(degradation=dark, net=toned, stage="tone", tone_view="thumbnail")
+    with pytest.raises(ValueError, match="gate_weight"):
+        EnhanceSettings(degradation=dark, net=dataclasses.replace(toned, tone_gate=False), stage="tone",
+                        gate_weight=1.0)
 
 
 def test_perceptual_distance_is_zero_on_equal_images_and_ignores_the_loss_network_scale():

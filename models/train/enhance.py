@@ -17,7 +17,10 @@ output: the restorer behind it is frozen and not even run, so a trained restorer
 exposure / contrast / colour correction in front without being retrained. A tone stage judges the whole
 picture, and a crop's statistics are not a photo's (a crop of shadow looks under-exposed): with
 `tone_view="photo"` the stage reads the whole photo (squashed to PHOTO_VIEW px square and degraded with the
-crop's own draws) and its correction is scored on the crop, as the node applies it.
+crop's own draws) and its correction is scored on the crop, as the node applies it. A gated stage
+(`EnhanceConfig.tone_gate`) may also be taught its gate directly (`gate_weight`): the L1 distance of the gate
+to 1 where the degradation's colour fault alone costs the picture the stage reads more than GATE_FAULT_DB, to
+0 elsewhere (no colour fault, or one too slight to be worth a correction).
 Optionally (`perceptual_weight` > 0, off by default so that training needs no pretrained network) a
 perceptual term on a frozen VGG-16 (`models.train.features`).
 """
@@ -46,6 +49,8 @@ PIXEL_LOSSES = ("l1", "psnr")
 STAGES = ("all", "tone")
 TONE_VIEWS = ("crop", "photo")
 PHOTO_VIEW = 256  # tone_view "photo": the side of the whole-photo square the tone stage reads in training
+GATE_FAULT_DB = 35.0  # gate_weight: a colour fault that leaves the picture above this PSNR asks for no correction
+_RESTORATION_STEPS = ("blur", "resize", "noise", "jpeg", "second_order")  # DegradeConfig steps besides colour
 PSNR_CEILING_DB = 45.0  # default: a crop restored beyond this earns little more (a clean photo need not reach 60 dB)
 
 
@@ -108,6 +113,7 @@ class EnhanceSettings:
     psnr_ceiling_db: float = PSNR_CEILING_DB  # "psnr": the PSNR past which a crop earns little more
     stage: str = "all"  # "all", or "tone": train the tone stage alone (module doc)
     tone_view: str = "crop"  # stage "tone": what the stage reads, the crop or its whole photo (module doc)
+    gate_weight: float = 0.0  # stage "tone", gated: weight of the gate's own target (module doc)
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -128,6 +134,9 @@ class EnhanceSettings:
         if self.tone_view not in TONE_VIEWS or (self.tone_view == "photo" and self.stage != "tone"):
             raise ValueError(f"tone_view must be one of {TONE_VIEWS}, and 'photo' needs stage 'tone'; got "
                              f"{self.tone_view!r} with stage {self.stage!r}")
+        if self.gate_weight < 0 or (self.gate_weight and not (self.stage == "tone" and self.net.tone_gate)):
+            raise ValueError(f"gate_weight must be >= 0, and > 0 needs stage 'tone' and a gated tone stage; got "
+                             f"{self.gate_weight} with stage {self.stage!r}, tone_gate {self.net.tone_gate}")
 
 
 class EnhanceTask(Task):
@@ -210,18 +219,27 @@ class EnhanceTask(Task):
         if self._photos:  # item i of both batches draws from the same seed stream: the same faults, whole photo
             photos = torch.stack([self._photos[i] for i in picks]).float().div(255.0)
             batch["photo"] = degrade(photos, s.degradation, seed).mul(255.0).round().div(255.0)
+        if s.gate_weight > 0:  # each step decides from its own stream: the colour fault alone, as drawn above
+            read = photos if self._photos else clean
+            colour_only = dataclasses.replace(s.degradation, **{f"{k}_probability": 0.0 for k in _RESTORATION_STEPS})
+            error = (degrade(read, colour_only, seed) - read).square().mean(dim=(1, 2, 3))
+            batch["faulted"] = (error > 10 ** (-GATE_FAULT_DB / 10)).float()
+        faulted = batch.pop("faulted", None)
         if s.net.channels == 1:
             batch = {k: t.mean(dim=1, keepdim=True) for k, t in batch.items()}
-        return {k: to_signed(t) for k, t in batch.items()}
+        batch = {k: to_signed(t) for k, t in batch.items()}
+        return batch if faulted is None else {**batch, "faulted": faulted}
 
     def train_step(self, ctx: StepContext, batch: dict[str, Tensor]) -> dict[str, float]:
         s = self.settings
         x, target = batch["input"], batch["target"]
+        gate = None
         with ctx.autocast():
-            if "photo" in batch:  # the stage reads the whole photo and corrects the crop
-                out = ctx.nets["G"].tone(batch["photo"]).to(x.dtype).apply(x).float()
+            if s.stage == "tone":  # the stage reads the whole photo, or the crop, and corrects the crop
+                tone = ctx.nets["G"](batch.get("photo", x), tone_params=True)
+                out, gate = tone.to(x.dtype).apply(x).float(), tone.gate
             else:
-                out = ctx.nets["G"](x, tone_only=s.stage == "tone").float()
+                out = ctx.nets["G"](x).float()
         l1 = (out - target).abs().mean()
         losses = {"l1": l1.item(), "l1_input": (x - target).abs().mean().item()}
         if s.pixel_loss == "psnr":
@@ -229,6 +247,10 @@ class EnhanceTask(Task):
             losses["log_mse"] = total.item()
         else:
             total = l1
+        if s.gate_weight > 0:
+            gate_error = (gate - batch["faulted"]).abs().mean()
+            total = total + s.gate_weight * gate_error
+            losses.update(gate_error=gate_error.item(), faulted=batch["faulted"].mean().item())
         if s.adv_weight > 0:  # with weight 0 the discriminator would only cost time: it stays as initialised
             with ctx.autocast():
                 d_real = ctx.nets["D"](torch.cat([x, target], 1)).float()

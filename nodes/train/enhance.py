@@ -71,6 +71,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     m.add_argument("--tone-view", choices=("crop", "photo"), default="crop",
                    help="with --stage tone: the stage reads the training crop, or the crop's whole photo (degraded "
                    "with the crop's faults; its correction is scored on the crop), as it reads whole photos in use")
+    m.add_argument("--gate-weight", type=float, default=0.0,
+                   help="with --stage tone and --tone-gate: weight of the gate's own target (1 where the crop's colour "
+                   "fault alone costs the picture the stage reads more than 35 dB, else 0; L1). 0 = the gate learns "
+                   "only from the output's loss")
     m.add_argument("--stage", choices=("all", "tone"), default="all",
                    help="what trains: all of the network, or only its tone stage (the rest frozen and not run)")
     m.add_argument("--noise-estimator", choices=("mad", "blocks"), default=None,
@@ -193,6 +197,7 @@ def prepare(args: argparse.Namespace):
         psnr_ceiling_db=args.psnr_ceiling,
         stage=args.stage,
         tone_view=args.tone_view,
+        gate_weight=args.gate_weight,
     )
     vgg = None
     if args.perceptual_weight > 0:
