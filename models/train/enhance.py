@@ -17,7 +17,8 @@ output: the restorer behind it is frozen and not even run, so a trained restorer
 exposure / contrast / colour correction in front without being retrained. A tone stage judges the whole
 picture, and a crop's statistics are not a photo's (a crop of shadow looks under-exposed): with
 `tone_view="photo"` the stage reads the whole photo (squashed to PHOTO_VIEW px square and degraded with the
-crop's own draws) and its correction is scored on the crop, as the node applies it. A gated stage
+crop's own draws) and its correction is scored on the crop, as the node applies it (on the held-out sources it
+generalised worse than crops: models/weights/README.md). A gated stage
 (`EnhanceConfig.tone_gate`) may also be taught its gate directly (`gate_weight`): the L1 distance of the gate
 to 1 where the degradation's colour fault alone costs the picture the stage reads more than GATE_FAULT_DB, to
 0 elsewhere (no colour fault, or one too slight to be worth a correction).
@@ -219,12 +220,12 @@ class EnhanceTask(Task):
         if self._photos:  # item i of both batches draws from the same seed stream: the same faults, whole photo
             photos = torch.stack([self._photos[i] for i in picks]).float().div(255.0)
             batch["photo"] = degrade(photos, s.degradation, seed).mul(255.0).round().div(255.0)
+        faulted = None
         if s.gate_weight > 0:  # each step decides from its own stream: the colour fault alone, as drawn above
             read = photos if self._photos else clean
             colour_only = dataclasses.replace(s.degradation, **{f"{k}_probability": 0.0 for k in _RESTORATION_STEPS})
             error = (degrade(read, colour_only, seed) - read).square().mean(dim=(1, 2, 3))
-            batch["faulted"] = (error > 10 ** (-GATE_FAULT_DB / 10)).float()
-        faulted = batch.pop("faulted", None)
+            faulted = (error > 10 ** (-GATE_FAULT_DB / 10)).float()
         if s.net.channels == 1:
             batch = {k: t.mean(dim=1, keepdim=True) for k, t in batch.items()}
         batch = {k: to_signed(t) for k, t in batch.items()}
