@@ -207,6 +207,24 @@ def test_the_photo_view_shows_the_tone_stage_each_crops_whole_photo_with_the_cro
                         gate_weight=1.0)
 
 
+def test_enhance_join_carries_a_tone_gate_with_the_stage():
+    from models.archs.enhance import ARCHITECTURE, EnhanceNet
+    from models.train.enhance import join_tone_stage
+
+    gated_config = dataclasses.replace(TINY, tone_knots=4, tone_gate=True)
+    toned = EnhanceNet(gated_config).eval()
+    with torch.no_grad():
+        toned.tone.gate.bias.fill_(-0.5)  # a trained gate, shut
+    restorer = EnhanceNet(TINY).eval()
+    joined = join_tone_stage(weights.LoadedModel(restorer, ARCHITECTURE.id, TINY, "enhance"),
+                             weights.LoadedModel(toned, ARCHITECTURE.id, gated_config, "enhance"))
+    assert joined.config == gated_config
+    assert torch.equal(joined.module.state_dict()["tone.gate.bias"], torch.full((1,), -0.5))
+    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(joined.module(x), restorer(x))  # shut: the restorer sees the photo as it is
+
+
 def test_perceptual_distance_is_zero_on_equal_images_and_ignores_the_loss_network_scale():
     from models.train.features import perceptual_distance
 
