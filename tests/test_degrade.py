@@ -72,6 +72,24 @@ def test_other_steps_do_not_change_the_noise_draw():
     assert torch.equal(dg.degrade(image, plus_jpeg, seed=4), expected)
 
 
+def test_colour_only_keeps_each_items_colour_fault_and_drops_everything_else():
+    image = _photo(batch=8)
+    mix = DegradeConfig(colour_probability=0.5, exposure_gain=(0.3, 0.8), noise_probability=1.0,
+                        noise_sigma=(10.0, 10.0), poisson_probability=0.0, jpeg_probability=1.0,
+                        second_order_probability=1.0)
+    alone = dg.colour_only(mix)
+    assert alone.colour_probability == 0.5 and alone.exposure_gain == (0.3, 0.8)
+    colour = dg.degrade(image, alone, seed=7)
+    # the same items are darkened as in the full mix, by the same gain (the full mix adds zero-mean noise)
+    full = dg.degrade(image, mix, seed=7)
+    gain = colour.mean(dim=(1, 2, 3)) / image.mean(dim=(1, 2, 3))
+    full_gain = full.mean(dim=(1, 2, 3)) / image.mean(dim=(1, 2, 3))
+    darkened = gain < 0.9
+    assert 0 < darkened.sum() < 8
+    assert torch.equal(colour[~darkened], image[~darkened])  # no noise, JPEG or second pass anywhere
+    assert (full_gain[darkened] - gain[darkened]).abs().max() < 0.03
+
+
 def test_clean_probability_leaves_that_share_of_items_exactly_untouched():
     image = _photo(batch=1).expand(200, -1, -1, -1).contiguous()
     config = dataclasses.replace(dg.FIXED["noise15"], clean_probability=0.25)

@@ -264,13 +264,13 @@ def test_a_tone_stage_starts_as_the_identity_corrects_first_and_is_global():
     assert not loaded.unexpected_keys and all(k.startswith("tone.") for k in loaded.missing_keys)
     x = _photo(h=64, w=64) * 2 - 1
     with torch.no_grad():
-        assert torch.equal(toned(x, tone_only=True), x)  # a fresh tone stage changes nothing
+        assert torch.equal(toned(x, tone_params=True).apply(x), x)  # a fresh tone stage changes nothing
         assert torch.allclose(toned(x), restorer(x), atol=1e-6)
         nn.init.normal_(toned.tone.out.weight, std=0.05)  # now it corrects: darker, bluer, ...
         context = toned.global_context(x)
         corrected = context.tone.apply(x)
         assert (corrected - x).abs().mean() > 0.01
-        assert torch.equal(toned(x, tone_only=True), corrected)
+        assert torch.equal(toned(x, tone_params=True).apply(x), corrected)
         # the restorer behind it sees the corrected image: its noise level is measured after the correction
         assert torch.allclose(context.noise, noise_level(corrected, "blocks"))
         assert torch.allclose(toned(x), restorer(corrected), atol=1e-5)
@@ -279,7 +279,7 @@ def test_a_tone_stage_starts_as_the_identity_corrects_first_and_is_global():
         untoned = dataclasses.replace(context, tone=None)
         assert torch.allclose(tile, restorer(corrected[..., :32, :32], untoned), atol=1e-5)
     with pytest.raises(ValueError, match="tone stage"):
-        restorer(x, tone_only=True)
+        restorer(x, tone_params=True)
     with pytest.raises(ValueError, match="tone_knots"):
         EnhanceConfig(context=False, tone_knots=4)
     with pytest.raises(ValueError, match="tone_knots"):
@@ -295,17 +295,17 @@ def test_a_tone_gate_starts_open_passes_through_exactly_when_closed_and_learns_t
     assert not loaded.unexpected_keys and set(loaded.missing_keys) == {"tone.gate.weight", "tone.gate.bias"}
     x = _photo(h=64, w=64) * 2 - 1
     with torch.no_grad():
-        corrected = ungated(x, tone_only=True)
+        corrected = ungated(x, tone_params=True).apply(x)
         assert (corrected - x).abs().mean() > 0.01
         assert torch.equal(gated.tone(x).gate, torch.ones(1))  # open: the stage it was added to is kept
-        assert torch.allclose(gated(x, tone_only=True), corrected, atol=1e-6)
+        assert torch.allclose(gated(x, tone_params=True).apply(x), corrected, atol=1e-6)
         gated.tone.gate.bias.fill_(-0.5)  # closed: the photo passes through bit for bit
-        assert torch.equal(gated(x, tone_only=True), x)
+        assert torch.equal(gated(x, tone_params=True).apply(x), x)
         plain = EnhanceNet(dataclasses.replace(base, tone_knots=0)).eval()
         plain.load_state_dict({k: v for k, v in gated.state_dict().items() if not k.startswith("tone.")})
         assert torch.equal(gated(x), plain(x))  # and so does the restorer's input
         gated.tone.gate.bias.fill_(0.25)  # between: a quarter of the correction
-        assert torch.allclose(gated(x, tone_only=True), x + 0.25 * (corrected - x), atol=1e-5)
+        assert torch.allclose(gated(x, tone_params=True).apply(x), x + 0.25 * (corrected - x), atol=1e-5)
     for bias, flows in ((-0.5, True), (1.5, True), (-1.5, False), (2.5, False)):
         with torch.no_grad():
             gated.tone.gate.bias.fill_(bias)

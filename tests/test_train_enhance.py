@@ -328,7 +328,7 @@ def test_enhance_join_puts_a_trained_tone_stage_in_front_of_another_restorer(tmp
     assert joined.provenance["tone_stage"]["file"] == "en.safetensors" and "restorer" in joined.provenance
     x = torch.rand(1, 3, 32, 32) * 2 - 1
     with torch.no_grad():
-        corrected = toned.module(x, tone_only=True)
+        corrected = toned.module(x, tone_params=True).apply(x)
         assert (corrected - x).abs().mean() > 1e-3  # the stage does something
         assert torch.allclose(joined.module(x), second.module(corrected), atol=1e-5)
     bad = tmp_path / "x.safetensors"

@@ -426,10 +426,9 @@ class EnhanceNet(nn.Module):
         context.tone = tone
         return context
 
-    def forward(self, x: Tensor, context: Context | None = None, *, tone_only: bool = False,
-                tone_params: bool = False) -> Tensor | Tone:
-        """The restored x; with `tone_only`, the tone stage's output alone; with `tone_params`, the tone stage's
-        `Tone` for x (training reads a whole photo and corrects a crop with it; a forward, so DDP sees it)."""
+    def forward(self, x: Tensor, context: Context | None = None, *, tone_params: bool = False) -> Tensor | Tone:
+        """The restored x; with `tone_params`, the tone stage's `Tone` for x instead, which `Tone.apply` applies
+        (training that stage reads a picture and corrects a crop with it; a forward, so DDP sees it)."""
         if tone_params:
             if self.tone is None:
                 raise ValueError("tone_params needs a network with a tone stage (tone_knots > 0)")
@@ -437,11 +436,6 @@ class EnhanceNet(nn.Module):
         m = self.config.size_multiple
         if x.shape[-2] % m or x.shape[-1] % m:
             raise ValueError(f"EnhanceNet needs H and W to be multiples of {m}, got {tuple(x.shape[-2:])}")
-        if tone_only:
-            if self.tone is None:
-                raise ValueError("tone_only needs a network with a tone stage (tone_knots > 0)")
-            tone = self.tone(x) if context is None or context.tone is None else context.tone
-            return tone.to(x.dtype).apply(x)
         if context is None:
             context = self.global_context(x)
         if context is not None and context.tone is not None:

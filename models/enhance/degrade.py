@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -306,6 +306,13 @@ def preset(name: str) -> DegradeConfig:
     if name not in PRESETS:
         raise ValueError(f"unknown degradation preset {name!r}; expected one of {list(PRESETS)}")
     return PRESETS[name]
+
+
+def colour_only(config: DegradeConfig) -> DegradeConfig:
+    """`config` with every step but the colour fault switched off. Each step draws from its own stream,
+    so with the same seed an item gets exactly the colour fault (or none) that `config` gives it."""
+    off = {f"{step}_probability": 0.0 for step in (*_STEP_FUNCTIONS, "second_order")}
+    return replace(config, **off)
 
 
 

@@ -40,7 +40,7 @@ from .. import weights
 from ..archs.enhance import ARCHITECTURE, EnhanceConfig, EnhanceNet, add_block_guide
 from ..archs.patchgan import PatchGAN, PatchGANConfig
 from ..archs.vgg import VGG16Features
-from ..enhance.degrade import RESTORE, DegradeConfig, degrade
+from ..enhance.degrade import RESTORE, DegradeConfig, colour_only, degrade
 from ..layout import from_signed, to_signed
 from .data import ImageSet, PairSet, random_crops
 from .engine import Export, StepContext, Task, adam, finite_or_raise
@@ -51,7 +51,6 @@ STAGES = ("all", "tone")
 TONE_VIEWS = ("crop", "photo")
 PHOTO_VIEW = 256  # tone_view "photo": the side of the whole-photo square the tone stage reads in training
 GATE_FAULT_DB = 35.0  # gate_weight: a colour fault that leaves the picture above this PSNR asks for no correction
-_RESTORATION_STEPS = ("blur", "resize", "noise", "jpeg", "second_order")  # DegradeConfig steps besides colour
 PSNR_CEILING_DB = 45.0  # default: a crop restored beyond this earns little more (a clean photo need not reach 60 dB)
 
 
@@ -223,8 +222,7 @@ class EnhanceTask(Task):
         faulted = None
         if s.gate_weight > 0:  # each step decides from its own stream: the colour fault alone, as drawn above
             read = photos if self._photos else clean
-            colour_only = dataclasses.replace(s.degradation, **{f"{k}_probability": 0.0 for k in _RESTORATION_STEPS})
-            error = (degrade(read, colour_only, seed) - read).square().mean(dim=(1, 2, 3))
+            error = (degrade(read, colour_only(s.degradation), seed) - read).square().mean(dim=(1, 2, 3))
             faulted = (error > 10 ** (-GATE_FAULT_DB / 10)).float()
         if s.net.channels == 1:
             batch = {k: t.mean(dim=1, keepdim=True) for k, t in batch.items()}
