@@ -7,7 +7,18 @@ the id is looked up here. `detect` exists only to recognise foreign (public) sta
 from __future__ import annotations
 
 from .architecture import TASKS, Architecture, StateDict
-from .archs import adain, context_encoder, damage, edit, enhance, patchgan, pix2pix, spandrel, transformer_net
+from .archs import (
+    adain,
+    colorize,
+    context_encoder,
+    damage,
+    edit,
+    enhance,
+    patchgan,
+    pix2pix,
+    spandrel,
+    transformer_net,
+)
 
 __all__ = ["ARCHITECTURES", "TASKS", "Architecture", "Registry", "StateDict"]
 
@@ -62,6 +73,7 @@ ARCHITECTURES = Registry(
         transformer_net.ARCHITECTURE,
         adain.ARCHITECTURE,
         *pix2pix.ARCHITECTURES,
+        colorize.ARCHITECTURE,
         enhance.ARCHITECTURE,
         edit.ARCHITECTURE,
         damage.ARCHITECTURE,

@@ -356,3 +356,51 @@ def test_table_counts_per_image_wins_over_the_input(photos):
         {"same": evaluate_translate.input_baseline, "input": evaluate_translate.input_baseline}, images, size=32)
     table = evaluate_translate.format_table(rows)
     assert "| same | 6 |" in table and "| 0 / 6 |" in table
+
+
+def _random_vgg(last="relu4_3"):
+    """A randomly initialised anti-aliased VGG-16 (the real weights are not needed to test the mechanics)."""
+    from models.archs.vgg import VGG16Features
+
+    torch.manual_seed(0)
+    return VGG16Features("blur", last=last).requires_grad_(False).eval()
+
+
+def test_vgg_colorizer_keeps_the_luma_starts_grey_and_copies_the_encoder(tmp_path, photos):
+    from models.archs.colorize import VGGColorizerConfig
+
+    encoder = _random_vgg()
+    settings = Pix2PixSettings(net_g="vgg_colorizer", ngf=8, crop=64, batch_size=2, adv_weight=0, pixel_loss="l2")
+    task = Pix2PixTask(settings, load_synthetic(photos, "colorize"), encoder)
+    g = task.networks()["G"]
+    for name, tensor in encoder.state_dict().items():
+        assert torch.equal(g.encoder.state_dict()[name], tensor), name
+    image = torch.rand(2, 3, 50, 70)
+    with torch.no_grad():
+        start = layout.from_signed(g(layout.to_signed(image)))
+    assert torch.allclose(start, colour.luma(image).expand(-1, 3, -1, -1), atol=1e-6)  # grey at the start
+    out = _train(tmp_path, task, steps=4)
+    assert all(r["l2"] > 0 for r in _metric_rows(tmp_path))
+    loaded = weights.load(out)
+    assert loaded.arch == "vgg_colorizer" and loaded.config == VGGColorizerConfig(width=8)
+    assert loaded.provenance["task_settings"]["grey_input_folded"] is False
+    for name, tensor in encoder.state_dict().items():  # the encoder stayed fixed
+        assert torch.equal(loaded.module.encoder.state_dict()[name], tensor), name
+    with torch.no_grad():  # some colour now, on the input's own luma
+        torch.nn.init.normal_(loaded.module.head[-1].weight, 0.0, 0.5)
+    result = translate.translate(loaded, image)
+    assert result.shape == image.shape and float((result - result.mean(dim=1, keepdim=True)).abs().max()) > 0.01
+    assert torch.allclose(colour.luma(result), colour.luma(image), atol=1e-5)
+    assert torch.allclose(result, translate.translate(loaded, pairs.grey(image)), atol=1e-5)  # reads the luma only
+
+
+def test_vgg_colorizer_needs_colorize_pairs_and_the_anti_aliased_vgg(photos):
+    settings = Pix2PixSettings(net_g="vgg_colorizer", ngf=8, crop=64)
+    with pytest.raises(ValueError, match="colorize"):
+        Pix2PixTask(settings, load_synthetic(photos, "poster"), _random_vgg())
+    with pytest.raises(ValueError, match="anti-aliased"):
+        Pix2PixTask(settings, load_synthetic(photos, "colorize"), None)
+    from models.archs.vgg import VGG16Features
+
+    with pytest.raises(ValueError, match="anti-aliased"):
+        Pix2PixTask(settings, load_synthetic(photos, "colorize"), VGG16Features("max", last="relu4_3"))

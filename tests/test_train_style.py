@@ -199,6 +199,30 @@ def test_downsampled_style_term_does_not_reward_pixel_scale_patterns(photos, los
     assert shrink(torch.ones(1, 3, 20, 20), 2).shape == (1, 3, 10, 10) and shrink(crops, 1) is crops
 
 
+def test_symmetric_style_term_scores_both_orientations_alike(photos, loss_net):
+    """With `symmetric`, against a style image equal to its transpose, an output and its transpose score the same
+    style term; without it the loss network's own orientation bias tells them apart (what lets streaks of one
+    orientation win)."""
+    data = load_images(photos, min_side=16)
+    generator = torch.Generator().manual_seed(8)
+    base = _stripes(64) * 0.5 + torch.rand(1, 3, 64, 64, generator=generator) * 0.5
+    style = (base + base.transpose(-1, -2)) / 2
+    crops = torch.rand(2, 3, 64, 64, generator=generator)
+    streaks = (torch.arange(64) % 6 < 3).float().view(1, 1, 64, 1) * 0.6 + 0.2  # horizontal bands
+    out = (crops * 0.3 + streaks).clamp(0, 1)
+    scores = {}
+    for symmetric in (False, True):
+        settings = StyleSettings(crop=64, style_loss="meanstd", symmetric=symmetric)
+        task = StyleTask(settings, data, style, loss_net)
+        assert task.views() == ((False, True) if symmetric else (False,))
+        along, across = (task.losses(lambda _, y=y: y * 255.0, crops)["style"].item()
+                         for y in (out, out.transpose(-1, -2)))
+        scores[symmetric] = (along, across)
+    assert scores[True][0] == pytest.approx(scores[True][1], rel=1e-4)
+    assert abs(scores[False][0] - scores[False][1]) > 1e-3 * scores[False][0]
+    assert scores[True][0] == pytest.approx(sum(scores[False]) / 2, rel=1e-4)  # each orientation at half weight
+
+
 def test_bad_settings_and_style_images(photos, loss_net):
     data = load_images(photos, min_side=16)
     with pytest.raises(ValueError, match="crop must be a multiple of 4"):

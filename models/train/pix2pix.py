@@ -44,9 +44,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .. import colour
+from ..archs.colorize import ARCHITECTURE as VGG_COLORIZER
+from ..archs.colorize import VGGColorizer, VGGColorizerConfig
 from ..archs.layers import NORMS
 from ..archs.patchgan import PatchGAN, PatchGANConfig
 from ..archs.pix2pix import RESNET, UNET, ResnetGeneratorConfig, UnetGeneratorConfig
+from ..archs.vgg import VGG16Features
 from ..layout import from_signed, to_signed
 from ..translate import pairs
 from .data import PairSet, load_images, random_crops
@@ -55,6 +58,7 @@ from .engine import Export, StepContext, Task, adam, finite_or_raise
 log = logging.getLogger(__name__)
 
 GENERATORS = ("unet_128", "unet_256", "resnet_6blocks", "resnet_9blocks")
+COLORIZERS = ("vgg_colorizer",)  # pix2pix only, for synthetic colorize pairs: `models.archs.colorize`
 PIXEL_LOSSES = ("l1", "l2")
 
 
@@ -138,8 +142,8 @@ class Pix2PixSettings:
     pixel_loss: str = "l1"  # "l1" (the paper) or "l2" (squared error); weighted by lambda_l1
 
     def __post_init__(self) -> None:
-        if self.net_g not in GENERATORS:
-            raise ValueError(f"netG must be one of {GENERATORS}, got {self.net_g!r}")
+        if self.net_g not in GENERATORS + COLORIZERS:
+            raise ValueError(f"netG must be one of {GENERATORS + COLORIZERS}, got {self.net_g!r}")
         if self.norm not in NORMS:
             raise ValueError(f"norm must be one of {NORMS}, got {self.norm!r}")
         if min(self.ngf, self.ndf, self.n_layers_d, self.batch_size) < 1:
@@ -157,7 +161,9 @@ class Pix2PixSettings:
                 f"{config.min_size} px, got crop {self.crop}"
             )
 
-    def generator(self) -> UnetGeneratorConfig | ResnetGeneratorConfig:
+    def generator(self) -> UnetGeneratorConfig | ResnetGeneratorConfig | VGGColorizerConfig:
+        if self.net_g == "vgg_colorizer":
+            return VGGColorizerConfig(width=self.ngf)
         return generator_config(self.net_g, ngf=self.ngf, norm=self.norm, dropout=self.dropout)
 
 
@@ -171,21 +177,35 @@ class Pix2PixTask(Task):
     name = "pix2pix"
     preview_columns = 3
 
-    def __init__(self, settings: Pix2PixSettings, data: PairSet) -> None:
+    def __init__(self, settings: Pix2PixSettings, data: PairSet, encoder: VGG16Features | None = None) -> None:
         if settings.chroma_only and data.synthetic != "colorize":
             raise ValueError(f"chroma_only trains colourisers: it needs synthetic 'colorize' pairs, got {data.kind!r}")
-        self.settings, self.data = settings, data
+        if settings.net_g in COLORIZERS:
+            if data.synthetic != "colorize":
+                raise ValueError(f"{settings.net_g} is a colouriser: it needs synthetic 'colorize' pairs, "
+                                 f"got {data.kind!r}")
+            if encoder is None or encoder.pooling != "blur":
+                raise ValueError(f"{settings.net_g} starts from the trained anti-aliased VGG-16 (blur pooling, the "
+                                 f"stlpips-pytorch file): pass it as the encoder")
+        self.settings, self.data, self.encoder = settings, data, encoder
         # A and B stacked as one [6, H, W] image each, so a crop takes the same window from both
         self._stacked = [torch.cat([a, b]) for a, b in zip(data.a, data.b, strict=True)] if data.a else []
 
     def describe(self) -> dict[str, Any]:
         return {"settings": asdict(self.settings), "data": self.data.describe(),
-                "grey_input_folded": self.data.synthetic == "colorize"}
+                "grey_input_folded": self.data.synthetic == "colorize" and self.settings.net_g not in COLORIZERS}
 
     def networks(self) -> dict[str, nn.Module]:
         s = self.settings
         d_config = PatchGANConfig(input_nc=6, ndf=s.ndf, n_layers=s.n_layers_d, norm=s.norm)
-        return {"G": init_weights(build_generator(s.generator())), "D": init_weights(PatchGAN(d_config))}
+        config = s.generator()
+        if isinstance(config, VGGColorizerConfig):
+            g = VGGColorizer(config)  # its own init: the head starts grey
+            wanted = g.encoder.state_dict()
+            g.encoder.load_state_dict({k: v for k, v in self.encoder.state_dict().items() if k in wanted})
+        else:
+            g = init_weights(build_generator(config))
+        return {"G": g, "D": init_weights(PatchGAN(d_config))}
 
     def optimizers(self, nets: dict[str, nn.Module]) -> dict[str, torch.optim.Optimizer]:
         lr = self.settings.lr
@@ -248,6 +268,8 @@ class Pix2PixTask(Task):
     def export(self, nets: dict[str, nn.Module]) -> Export:
         config = self.settings.generator()
         module = nets["G"]
+        if isinstance(config, VGGColorizerConfig):  # reads the luma itself
+            return Export(module, VGG_COLORIZER.id, config, "translate")
         if self.data.synthetic == "colorize":
             module = pairs.fold_grey_input(module)
         return Export(module, generator_arch(config), config, "translate")

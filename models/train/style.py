@@ -83,6 +83,7 @@ class StyleSettings:
     lowpass_weight: float = 1.0
     transpose: bool = True  # transpose a random half of the crops (no orientation bias)
     style_downsample: int = 2  # the style term sees the output and the style image shrunk by this factor
+    symmetric: bool = False  # the style term also compares the transposed output with the transposed style image
     net: TransformerNetConfig = field(default_factory=TransformerNetConfig)
 
     def __post_init__(self) -> None:
@@ -194,13 +195,20 @@ class StyleTask(Task):
         """What the style loss compares: Gram matrices [B, C, C] or channel means and stds [B, 2C]."""
         return gram(features) if self.settings.style_loss == "gram" else channel_stats(features)
 
-    def style_targets(self, device: torch.device) -> dict[str, Tensor]:
-        """The style image's statistic per style layer, batch 1 (computed once)."""
+    def views(self) -> tuple[bool, ...]:
+        """The orientations the style term compares: as is, and transposed when `symmetric`."""
+        return (False, True) if self.settings.symmetric else (False,)
+
+    def style_targets(self, device: torch.device) -> dict[tuple[str, bool], Tensor]:
+        """The style image's statistic per style layer and view (transposed or not), batch 1 (computed once)."""
         if self._targets is None or next(iter(self._targets.values())).device != device:
             self.vgg.to(device)
+            small = shrink(self.style.to(device), self.settings.style_downsample)
+            self._targets = {}
             with torch.no_grad():
-                feats = self.vgg.features(shrink(self.style.to(device), self.settings.style_downsample), STYLE_LAYERS)
-            self._targets = {name: self.statistic(feats[name]) for name in STYLE_LAYERS}
+                for transposed in self.views():
+                    feats = self.vgg.features(small.transpose(-1, -2) if transposed else small, STYLE_LAYERS)
+                    self._targets.update({(name, transposed): self.statistic(feats[name]) for name in STYLE_LAYERS})
         return self._targets
 
     def losses(self, net: nn.Module, content: Tensor, ctx: StepContext | None = None) -> dict[str, Tensor]:
@@ -212,21 +220,24 @@ class StyleTask(Task):
             out = net(content * 255.0).float() / 255.0
             with torch.no_grad():
                 content_feat = self.vgg.features(content, (CONTENT_LAYER,))[CONTENT_LAYER].float()
+            small = shrink(out, s.style_downsample)
+            feats = {(name, False): f for name, f in self.vgg.features(small, STYLE_LAYERS).items()}
+            if s.symmetric:
+                feats.update({(name, True): f for name, f in self.vgg.features(small.transpose(-1, -2),
+                                                                               STYLE_LAYERS).items()})
             if s.style_downsample == 1:
-                feats = self.vgg.features(out, STYLE_LAYERS)
-                out_content = feats[CONTENT_LAYER]
+                out_content = feats[CONTENT_LAYER, False]
             else:
                 out_content = self.vgg.features(out, (CONTENT_LAYER,))[CONTENT_LAYER]
-                feats = self.vgg.features(shrink(out, s.style_downsample), STYLE_LAYERS)
         content_loss = F.mse_loss(out_content.float(), content_feat)
         if s.relative:
             content_loss = content_loss / content_feat.pow(2).mean().clamp(min=1e-30)
         style_loss = out.new_zeros(())
-        for name, layer_weight in zip(STYLE_LAYERS, s.layer_weights, strict=True):
+        for (name, transposed), target in targets.items():
+            layer_weight = s.layer_weights[STYLE_LAYERS.index(name)] / len(self.views())
             if layer_weight == 0:
                 continue
-            target = targets[name]
-            term = F.mse_loss(self.statistic(feats[name]), target.expand(out.shape[0], *target.shape[1:]))
+            term = F.mse_loss(self.statistic(feats[name, transposed]), target.expand(out.shape[0], *target.shape[1:]))
             if s.relative:
                 term = term / target.pow(2).mean().clamp(min=1e-30)
             style_loss = style_loss + layer_weight * term

@@ -28,10 +28,11 @@ from torch import Tensor, nn
 
 from .. import colour, layout
 from ..architecture import Accepts
+from ..archs import colorize
 from ..archs.pix2pix import RESNET, UNET
 from ..runtime import prepared
 
-TRANSLATORS = (RESNET.id, UNET.id)
+TRANSLATORS = (RESNET.id, UNET.id, colorize.ARCHITECTURE.id)
 ACCEPTS = Accepts("a model for the 'translate' task", tasks=("translate",), archs=TRANSLATORS)
 NORM_MODES = ("eval", "batch_stats")
 RESIZE_MODES = ("pad", "resize")

@@ -16,12 +16,17 @@ SYNTHETIC_HELP = (
 )
 
 
-def add_generator_options(group: argparse._ArgumentGroup, *, net: str, norm: str, dropout: bool) -> None:
-    """--netG, --ngf, --ndf, --n-layers-d, --norm, --dropout: shared with `cyclegan`."""
+def add_generator_options(group: argparse._ArgumentGroup, *, net: str, norm: str, dropout: bool,
+                          extra: tuple[str, ...] = ()) -> None:
+    """--netG, --ngf, --ndf, --n-layers-d, --norm, --dropout: shared with `cyclegan` (`extra`: more --netG choices)."""
     from models.train.pix2pix import GENERATORS
 
-    group.add_argument("--netG", dest="net_g", choices=GENERATORS, default=net, help=f"generator (default {net})")
-    group.add_argument("--ngf", type=int, default=64, help="generator width: filters of the first layer (default 64)")
+    colorizer = ("; vgg_colorizer: a small head on a fixed ImageNet VGG-16 that reads the luma, for --synthetic "
+                 "colorize (the output keeps the input's luma exactly)") if "vgg_colorizer" in extra else ""
+    group.add_argument("--netG", dest="net_g", choices=GENERATORS + extra, default=net,
+                       help=f"generator (default {net}){colorizer}")
+    group.add_argument("--ngf", type=int, default=64, help="generator width: filters of the first layer, or the head's "
+                       "width of vgg_colorizer (default 64)")
     group.add_argument("--ndf", type=int, default=64, help="PatchGAN width: filters of the first layer (default 64)")
     group.add_argument("--n-layers-d", type=int, default=3, help="PatchGAN stride-2 layers (3 = 70x70 patches)")
     group.add_argument("--norm", choices=("batch", "instance", "none"), default=norm,
@@ -54,8 +59,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     g.add_argument("--max-side", type=int, default=1024, help="downscale larger images to this on load")
     g.add_argument("--no-zoom", action="store_true",
                    help="crop windows of exactly --crop px (no log-uniform window size, no resize)")
+    from models.train.pix2pix import COLORIZERS
+
     m = parser.add_argument_group("model and losses")
-    add_generator_options(m, net="unet_256", norm="batch", dropout=True)
+    add_generator_options(m, net="unet_256", norm="batch", dropout=True, extra=COLORIZERS)
+    m.add_argument("--vgg", default=None, help="vgg_colorizer: the anti-aliased VGG-16 of stlpips-pytorch "
+                   "(its vgg_shift_tolerant.pth; default: the installed package, the [train] extra)")
     m.add_argument("--crop", type=int, default=None, help="training crop size (default 256; 128 for unet_128)")
     m.add_argument("--batch-size", type=int, default=1)
     m.add_argument("--lr", type=float, default=2e-4, help="learning rate of G and D (Adam, beta1 0.5)")
@@ -85,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
 def prepare(args: argparse.Namespace):
     """The task and run options of this command's arguments (shared with the GAN Train node)."""
     from models.train.data import load_pairs
-    from models.train.pix2pix import Pix2PixSettings, Pix2PixTask, load_synthetic
+    from models.train.pix2pix import COLORIZERS, Pix2PixSettings, Pix2PixTask, load_synthetic
 
     from .run_options import run_options
 
@@ -104,4 +113,9 @@ def prepare(args: argparse.Namespace):
             raise ValueError("--holdout-sources works on folders of photos (--synthetic), not on paired folders")
         data = load_pairs(args.data, holdout=args.holdout, max_side=args.max_side, direction=args.direction)
     log.info("training on %d pairs (%s) from %s, %d held out", len(data), data.kind, args.data, len(data.held_out))
-    return Pix2PixTask(settings, data), options
+    encoder = None
+    if settings.net_g in COLORIZERS:
+        from models.pretrained import load_vgg16
+
+        encoder = load_vgg16(getattr(args, "vgg", None), last=settings.generator().layers[-1])
+    return Pix2PixTask(settings, data, encoder), options

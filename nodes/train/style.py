@@ -57,6 +57,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     m.add_argument("--transpose", action=argparse.BooleanOptionalAction, default=True,
                    help="transpose a random half of the training crops (removes the photos' horizontal bias; "
                    "default on)")
+    m.add_argument("--symmetric", action=argparse.BooleanOptionalAction, default=False,
+                   help="the style term also compares the transposed output with the transposed style image, so "
+                   "streaks of one orientation cost as much as they would across (default off)")
     m.add_argument("--widths", default="32,64,128", help="TransformerNet widths (the public network: 32,64,128)")
     m.add_argument("--residual-blocks", type=int, default=5)
     add_run_options(parser, steps=20000)
@@ -96,6 +99,7 @@ def prepare(args: argparse.Namespace):
         layer_weights=parse_numbers(args.layer_weights, float, 4, "--layer-weights", "1,1,1,0.1"),
         relative=args.relative,
         lowpass_weight=args.lowpass_weight, transpose=args.transpose, style_downsample=args.style_downsample,
+        symmetric=args.symmetric,
         net=TransformerNetConfig(parse_numbers(args.widths, int, 3, "--widths", "32,64,128"), args.residual_blocks),
     )
     options = run_options(args)
