@@ -223,6 +223,35 @@ def test_symmetric_style_term_scores_both_orientations_alike(photos, loss_net):
     assert scores[True][0] == pytest.approx(sum(scores[False]) / 2, rel=1e-4)  # each orientation at half weight
 
 
+def test_equivariance_term_is_zero_only_for_a_network_without_a_preferred_orientation(photos, loss_net):
+    data = load_images(photos, min_side=16)
+    task = StyleTask(StyleSettings(crop=64, equivariance=2.0), data, _stripes(64), loss_net)
+    crops = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(9))
+    bands = (torch.arange(64) % 4 < 2).float().view(1, 1, 64, 1) * 40.0  # horizontal streaks, whatever the input
+    assert task.losses(lambda x: x, crops)["equivariance"].item() == 0.0
+    streaky = task.losses(lambda x: (x + bands).clamp(0, 255), crops)["equivariance"].item()
+    assert streaky > 0.1, streaky
+    assert "equivariance" not in StyleTask(StyleSettings(crop=64), data, _stripes(64), loss_net).losses(
+        lambda x: x, crops)
+    with pytest.raises(ValueError, match="loss weights"):
+        StyleSettings(equivariance=-1.0)
+
+
+def test_init_starts_from_a_trained_file_of_the_same_network(tmp_path, photos, loss_net):
+    data = load_images(photos, min_side=16)
+    torch.manual_seed(4)
+    trained = TransformerNet(TINY)
+    path = tmp_path / "start.safetensors"
+    weights.save(trained, path, "transformer_net", TINY, "stylize", {})
+    task = StyleTask(StyleSettings(crop=32, net=TINY, init=str(path)), data, _stripes(), loss_net)
+    net = task.networks()["G"]
+    for name, tensor in trained.state_dict().items():
+        assert torch.equal(net.state_dict()[name], tensor), name
+    assert task.describe()["settings"]["init"] == "start.safetensors"  # no machine path in the provenance
+    other = TransformerNetConfig(widths=(4, 8, 16), residual_blocks=1)
+    with pytest.raises(ValueError, match="--init"):
+        StyleTask(StyleSettings(crop=32, net=other, init=str(path)), data, _stripes(), loss_net).networks()
+
 def test_bad_settings_and_style_images(photos, loss_net):
     data = load_images(photos, min_side=16)
     with pytest.raises(ValueError, match="crop must be a multiple of 4"):
@@ -261,6 +290,13 @@ def test_cli_trains_with_a_torchvision_vgg_file(tmp_path, photos):
     assert code == 0
     loaded = weights.load(out)
     assert loaded.config == TINY and loaded.provenance["task_settings"]["loss_network"]["pooling"] == "max"
+    tuned = tmp_path / "tuned.safetensors"  # a fine-tune takes the file's network, whatever --widths says
+    assert train_cli(["style", "--content", str(photos), "--style", str(style), "--vgg", str(vgg_file),
+                      "--out", str(tuned), "--steps", "1", "--crop", "32", "--batch-size", "1", "--init", str(out),
+                      "--symmetric", "--equivariance", "1", "--style-size", "40", "--no-progress"]) == 0
+    settings = weights.load(tuned).provenance["task_settings"]["settings"]
+    assert weights.load(tuned).config == TINY and settings["init"] == "cli.safetensors"
+    assert settings["symmetric"] is True and settings["equivariance"] == 1.0
     assert train_cli(["style", "--content", str(photos), "--style", str(tmp_path / "none.png"), "--out", str(out),
                       "--vgg", str(vgg_file), "--no-progress"]) == 2
 

@@ -54,7 +54,7 @@ from PIL import Image
 from torch import Tensor, nn
 from torchvision.transforms.v2.functional import gaussian_blur
 
-from .. import layout
+from .. import layout, weights
 from ..archs.adain import mean_std
 from ..archs.transformer_net import ARCHITECTURE, TransformerNet, TransformerNetConfig
 from ..archs.vgg import IMAGENET_MEAN, VGG16Features
@@ -84,14 +84,17 @@ class StyleSettings:
     transpose: bool = True  # transpose a random half of the crops (no orientation bias)
     style_downsample: int = 2  # the style term sees the output and the style image shrunk by this factor
     symmetric: bool = False  # the style term also compares the transposed output with the transposed style image
+    equivariance: float = 0.0  # weight of the difference between net(crop transposed) transposed back and net(crop)
     net: TransformerNetConfig = field(default_factory=TransformerNetConfig)
+    init: str | None = None  # start from this transformer_net file (fine-tuning); its config must be `net`
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.crop < 16 or self.crop % 4:
             raise ValueError(f"crop must be a multiple of 4 and >= 16 (TransformerNet's stride), got {self.crop}")
-        if min(self.content_weight, self.style_weight, self.tv_weight, self.lowpass_weight) < 0 or self.lr <= 0:
+        if min(self.content_weight, self.style_weight, self.tv_weight, self.lowpass_weight, self.equivariance) < 0 \
+                or self.lr <= 0:
             raise ValueError("lr must be > 0 and the loss weights >= 0")
         if not isinstance(self.style_downsample, int) or not 1 <= self.style_downsample <= 4 or \
                 self.crop // self.style_downsample < 16:
@@ -169,6 +172,8 @@ class StyleTask(Task):
 
     def describe(self) -> dict[str, Any]:
         s = asdict(self.settings)
+        if self.settings.init is not None:  # the file name only: provenance carries no machine paths
+            s["init"] = Path(self.settings.init).name
         return {
             "settings": s,
             "style": {"name": self.style_name, "size": list(self.style.shape[-2:])},
@@ -178,7 +183,16 @@ class StyleTask(Task):
         }
 
     def networks(self) -> dict[str, nn.Module]:
-        return {"G": init_output(TransformerNet(self.settings.net))}
+        s = self.settings
+        if s.init is None:
+            return {"G": init_output(TransformerNet(s.net))}
+        start = weights.load(s.init)
+        if start.arch != ARCHITECTURE.id or start.config != s.net:
+            raise ValueError(f"--init {s.init}: a {start.arch!r} model with config {start.config}; this run builds "
+                             f"{ARCHITECTURE.id!r} with {s.net}")
+        net = TransformerNet(s.net)
+        net.load_state_dict(start.module.state_dict())
+        return {"G": net}
 
     def optimizers(self, nets: dict[str, nn.Module]) -> dict[str, torch.optim.Optimizer]:
         return {"G": adam(nets["G"].parameters(), self.settings.lr, betas=(0.9, 0.999))}
@@ -246,6 +260,11 @@ class StyleTask(Task):
         if s.lowpass_weight > 0:
             anchor = F.mse_loss(lowpass(out), lowpass(content))
             terms["lowpass"] = s.lowpass_weight * (anchor / content.var().clamp(min=1e-6) if s.relative else anchor)
+        if s.equivariance > 0:
+            with autocast:
+                turned = net(content.transpose(-1, -2) * 255.0).float().transpose(-1, -2) / 255.0
+            gap = F.mse_loss(turned, out)
+            terms["equivariance"] = s.equivariance * (gap / content.var().clamp(min=1e-6) if s.relative else gap)
         terms["total"] = sum(terms.values())
         return terms
 

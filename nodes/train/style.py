@@ -60,6 +60,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     m.add_argument("--symmetric", action=argparse.BooleanOptionalAction, default=False,
                    help="the style term also compares the transposed output with the transposed style image, so "
                    "streaks of one orientation cost as much as they would across (default off)")
+    m.add_argument("--equivariance", type=float, default=0.0,
+                   help="weight of the difference between the result of a transposed crop, transposed back, and the "
+                   "crop's own result: the network may then not prefer one orientation for every picture (default 0)")
+    m.add_argument("--init", default=None, metavar="FILE",
+                   help="fine-tune: start from this fast style model (a transformer_net file); its widths and "
+                   "residual blocks are used")
     m.add_argument("--widths", default="32,64,128", help="TransformerNet widths (the public network: 32,64,128)")
     m.add_argument("--residual-blocks", type=int, default=5)
     add_run_options(parser, steps=20000)
@@ -93,14 +99,19 @@ def prepare(args: argparse.Namespace):
 
     from .run_options import run_options
 
+    if args.init:
+        from models import weights
+
+        net = weights.load(args.init).config
+    else:
+        net = TransformerNetConfig(parse_numbers(args.widths, int, 3, "--widths", "32,64,128"), args.residual_blocks)
     settings = StyleSettings(
         batch_size=args.batch_size, crop=args.crop, lr=args.lr, content_weight=args.content_weight,
         style_weight=args.style_weight, tv_weight=args.tv_weight, style_loss=args.style_loss,
         layer_weights=parse_numbers(args.layer_weights, float, 4, "--layer-weights", "1,1,1,0.1"),
         relative=args.relative,
         lowpass_weight=args.lowpass_weight, transpose=args.transpose, style_downsample=args.style_downsample,
-        symmetric=args.symmetric,
-        net=TransformerNetConfig(parse_numbers(args.widths, int, 3, "--widths", "32,64,128"), args.residual_blocks),
+        symmetric=args.symmetric, equivariance=args.equivariance, net=net, init=args.init,
     )
     options = run_options(args)
     vgg = load_vgg16(args.vgg, last="relu4_3")
