@@ -1,6 +1,7 @@
 """pix2pix training: pair loading (A/ + B/ folders, side-by-side A|B, synthetic), tiny runs, export, scoring."""
 
 import json
+import math
 
 import pytest
 import torch
@@ -404,3 +405,31 @@ def test_vgg_colorizer_needs_colorize_pairs_and_the_anti_aliased_vgg(photos):
 
     with pytest.raises(ValueError, match="anti-aliased"):
         Pix2PixTask(settings, load_synthetic(photos, "colorize"), VGG16Features("max", last="relu4_3"))
+
+
+def test_psnr_loss_weighs_every_crop_alike_and_init_fine_tunes_a_file(tmp_path, photos):
+    from models.train.enhance import log_mse, psnr_floor
+
+    settings = Pix2PixSettings(**TINY, norm="instance", adv_weight=0, pixel_loss="psnr")
+    task = Pix2PixTask(settings, load_synthetic(photos, "colorize"))
+    b = task.make_batch(torch.Generator().manual_seed(0))["B"]
+    small, large = b.clone(), b.clone()
+    small[0] += 0.05
+    large[0] += 0.5
+    assert float(task.pixel(small, b)) == pytest.approx(float(log_mse(small, b)))
+    # the log of each crop's error (plus the floor of a 45 dB ceiling): 10x the error on one crop of two adds
+    # about ln(100) / 2, whatever its size
+    floor = psnr_floor(45.0)
+    expected = math.log((0.25 + floor) / (0.0025 + floor)) / 2
+    assert float(task.pixel(large, b)) - float(task.pixel(small, b)) == pytest.approx(expected, rel=1e-3)
+    first = _train(tmp_path, task, steps=2)
+    tuned = Pix2PixTask(Pix2PixSettings(**TINY, norm="instance", adv_weight=0, init=str(first)),
+                        load_synthetic(photos, "colorize"))
+    g = tuned.networks()["G"]
+    for name, tensor in weights.load(first).module.state_dict().items():
+        assert torch.equal(g.state_dict()[name], tensor), name
+    assert tuned.describe()["settings"]["init"] == first.name
+    wider = Pix2PixTask(Pix2PixSettings(**{**TINY, "ngf": 16}, norm="instance", init=str(first)),
+                        load_synthetic(photos, "colorize"))
+    with pytest.raises(ValueError, match="--init"):
+        wider.networks()

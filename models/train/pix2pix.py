@@ -37,13 +37,14 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .. import colour
+from .. import colour, weights
 from ..archs.colorize import ARCHITECTURE as VGG_COLORIZER
 from ..archs.colorize import VGGColorizer, VGGColorizerConfig
 from ..archs.layers import NORMS
@@ -54,12 +55,13 @@ from ..layout import from_signed, to_signed
 from ..translate import pairs
 from .data import PairSet, load_images, random_crops
 from .engine import Export, StepContext, Task, adam, finite_or_raise
+from .enhance import log_mse
 
 log = logging.getLogger(__name__)
 
 GENERATORS = ("unet_128", "unet_256", "resnet_6blocks", "resnet_9blocks")
 COLORIZERS = ("vgg_colorizer",)  # pix2pix only, for synthetic colorize pairs: `models.archs.colorize`
-PIXEL_LOSSES = ("l1", "l2")
+PIXEL_LOSSES = ("l1", "l2", "psnr")
 
 
 def generator_config(
@@ -139,7 +141,8 @@ class Pix2PixSettings:
     chroma_only: bool = False  # colorize: judge the output on the target's luma (module doc)
     raw_l1: float = 0.1  # chroma_only: weight of the L1 of the raw output, relative to the chroma-only L1
     adv_weight: float = 1.0  # weight of the adversarial term (0: plain regression, no discriminator)
-    pixel_loss: str = "l1"  # "l1" (the paper) or "l2" (squared error); weighted by lambda_l1
+    pixel_loss: str = "l1"  # "l1" (the paper), "l2" (squared error) or "psnr" (log MSE per crop); x lambda_l1
+    init: str | None = None  # start G from this translate model (fine-tuning); its config must be the generator's
 
     def __post_init__(self) -> None:
         if self.net_g not in GENERATORS + COLORIZERS:
@@ -192,7 +195,10 @@ class Pix2PixTask(Task):
         self._stacked = [torch.cat([a, b]) for a, b in zip(data.a, data.b, strict=True)] if data.a else []
 
     def describe(self) -> dict[str, Any]:
-        return {"settings": asdict(self.settings), "data": self.data.describe(),
+        settings = asdict(self.settings)
+        if self.settings.init is not None:  # the file name only: provenance carries no machine paths
+            settings["init"] = Path(self.settings.init).name
+        return {"settings": settings, "data": self.data.describe(),
                 "grey_input_folded": self.data.synthetic == "colorize" and self.settings.net_g not in COLORIZERS}
 
     def networks(self) -> dict[str, nn.Module]:
@@ -205,6 +211,12 @@ class Pix2PixTask(Task):
             g.encoder.load_state_dict({k: v for k, v in self.encoder.state_dict().items() if k in wanted})
         else:
             g = init_weights(build_generator(config))
+        if s.init is not None:
+            start = weights.load(s.init)
+            if start.config != config:
+                raise ValueError(f"--init {s.init}: a {start.arch!r} model with config {start.config}; this run builds "
+                                 f"{config}")
+            g.load_state_dict(start.module.state_dict())
         return {"G": g, "D": init_weights(PatchGAN(d_config))}
 
     def optimizers(self, nets: dict[str, nn.Module]) -> dict[str, torch.optim.Optimizer]:
@@ -231,6 +243,8 @@ class Pix2PixTask(Task):
         return to_signed(colour.with_luma(unit, colour.luma(from_signed(b))))
 
     def pixel(self, out: Tensor, b: Tensor) -> Tensor:
+        if self.settings.pixel_loss == "psnr":  # the mean PSNR over crops, negated: near-grey photos count fully
+            return log_mse(out.float(), b)
         difference = out.float() - b
         return difference.square().mean() if self.settings.pixel_loss == "l2" else difference.abs().mean()
 

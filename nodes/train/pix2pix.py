@@ -69,9 +69,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     m.add_argument("--batch-size", type=int, default=1)
     m.add_argument("--lr", type=float, default=2e-4, help="learning rate of G and D (Adam, beta1 0.5)")
     m.add_argument("--lambda-l1", type=float, default=100.0, help="weight of the pixel loss (default 100)")
-    m.add_argument("--pixel-loss", choices=("l1", "l2"), default="l1",
+    m.add_argument("--pixel-loss", choices=("l1", "l2", "psnr"), default="l1",
                    help="l1 (the paper), or l2: the squared error, whose best answer is the mean of the plausible ones "
-                   "(colours hedged towards grey where the photo leaves them open)")
+                   "(colours hedged towards grey where the photo leaves them open), or psnr: the mean over crops of "
+                   "log(MSE), the mean PSNR negated, so crops with little colour count as much as colourful ones")
+    m.add_argument("--init", default=None, metavar="FILE",
+                   help="fine-tune: start the generator from this translate model (built with the same options)")
     m.add_argument("--adv-weight", type=float, default=1.0,
                    help="weight of the adversarial loss (default 1, as the paper; 0 = plain regression, no "
                    "discriminator)")
@@ -102,7 +105,7 @@ def prepare(args: argparse.Namespace):
         net_g=args.net_g, ngf=args.ngf, ndf=args.ndf, n_layers_d=args.n_layers_d, norm=args.norm,
         dropout=args.dropout, batch_size=args.batch_size, crop=args.crop or (128 if args.net_g == "unet_128" else 256),
         zoom=not args.no_zoom, lr=args.lr, lambda_l1=args.lambda_l1, chroma_only=args.chroma_only, raw_l1=args.raw_l1,
-        adv_weight=args.adv_weight, pixel_loss=args.pixel_loss,
+        adv_weight=args.adv_weight, pixel_loss=args.pixel_loss, init=args.init,
     )
     options = run_options(args)
     if args.synthetic:
