@@ -223,7 +223,7 @@ def test_shipped_style_transfer_workflow_paints_with_the_style_and_keeps_colours
 
 
 def test_shipped_stylize_workflow_paints_strokes_and_keeps_the_subject(client, repo_root, tmp_path, record_property):
-    """The fast neural style model keeps the photo's content and edges, moves it towards the painting, and paints
+    """Each fast neural style model keeps the photo's content and edges, moves it towards its painting, and paints
     no stripes. The yardsticks are `evaluate-style`'s (models.stylize.evaluate). Earlier trainings against this VGG-16
     gave stripes: vertical gradient energy 7-46x the horizontal, content distance 12 (a 250-step trial without
     the half-size style term). Strength 0.5 is the mean of the photo and the full-strength result."""
@@ -233,7 +233,8 @@ def test_shipped_stylize_workflow_paints_strokes_and_keeps_the_subject(client, r
     prompt = load_workflow(repo_root / "workflows" / "api" / "stylize.json")
     stylize = {k: v for k, v in prompt.items() if v["class_type"] == "GanEditStylize"}
     models = {k: prompt[v["inputs"]["model"][0]]["inputs"]["model_name"] for k, v in stylize.items()}
-    paintings = {"fast_style_starry_night.safetensors": "starry_night.jpg"}
+    paintings = {"fast_style_starry_night.safetensors": "starry_night.jpg",
+                 "fast_style_church_at_auvers.safetensors": "church_at_auvers.jpg"}
     assert set(models.values()) == set(paintings)
     photo_link = next(iter(stylize.values()))["inputs"]["image"]
     prompt["900"] = {"class_type": "SaveImage", "inputs": {"images": photo_link, "filename_prefix": "probe/in"}}
