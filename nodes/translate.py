@@ -21,7 +21,8 @@ class GanImageToImage(io.ComfyNode):
             "converted public checkpoint. Any image size: the output has the input's size.",
             inputs=[
                 io.Image.Input("image", tooltip="Images to translate."),
-                schema.model_input("A translate model from Load GAN Model (pix2pix/CycleGAN generator)."),
+                schema.model_input("A translate model from Load GAN Model (pix2pix/CycleGAN generator, or the "
+                                   "VGG-16 colouriser)."),
                 io.Combo.Input("normalization", options=list(NORM_MODES), default="eval",
                                tooltip="eval: BatchNorm uses the statistics stored in the model. per-image batch "
                                "statistics: each image is normalised with its own statistics, as the reference "

@@ -1,4 +1,4 @@
-"""Image-to-image translation on core tensors with a pix2pix / CycleGAN generator.
+"""Image-to-image translation on core tensors with a pix2pix / CycleGAN generator or a `vgg_colorizer`.
 
 `translate(model, image)` takes images [B, C, H, W] in [0, 1] of any size and returns the translated
 images [B, output_nc, H, W] in [0, 1]. Each batch item goes through the network on its own:
