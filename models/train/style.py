@@ -33,6 +33,12 @@ relu4_3, `transpose` removes the orientation bias, and `style_downsample` 2 (the
 pixel-scale patterns from the style term, so a larger style image (`--style-size`) turns into
 strokes a few pixels wide instead of a pixel grid.
 
+Some paintings still came out streaked in one orientation (*The Church at Auvers*): the loss does not ask for
+one, the network picks one and draws it over every picture. `symmetric` makes the style term score both
+orientations (the output and the painting as they are, and both transposed, each at half weight), and
+`equivariance` asks a transposed crop's result, transposed back, to be the crop's own result, so a network
+that prefers one orientation everywhere pays for it while strokes that follow the picture's forms do not.
+
 The network works on the 0..255 scale (as the public checkpoints do), VGG on [0, 1]. Its output conv
 starts at the ImageNet mean colour with its weights scaled by `OUTPUT_GAIN` (`init_output`). With
 PyTorch's default init the first outputs are ~0 (black) with a spread of well under one grey level,
