@@ -7,12 +7,12 @@ learn colours that do not carry over to photos of other sources. The anti-aliase
 too. So, as in hypercolumn colourisers (Larsson, Maire & Shakhnarovich 2016), the network keeps
 that encoder fixed and trains only a small head on its features:
 
-* the input's BT.601 luma Y (`models.colour.luma`) goes through the encoder as a grey RGB image;
+* the input's BT.601 luma Y (`models.archs.luma.luma`) goes through the encoder as a grey RGB image;
 * each of `layers` is reduced to `width` channels by a 1x1 convolution, bilinearly resized to half
   the input size and summed (a hypercolumn);
 * three 3x3 convolutions turn that into two chroma channels (Cb, Cr, bounded by tanh to
   +-`CHROMA_RANGE`), which are bilinearly upsampled (4:2:0, as JPEG stores colour);
-* the output is Y plus the chroma as RGB, put back on the input's luma with `colour.with_luma`
+* the output is Y plus the chroma as RGB, put back on the input's luma with `with_luma`
   (where the chroma would leave [0, 1] it is scaled towards grey), so the luma of every output pixel
   is the input's, exactly: the photo's detail and tones are never redrawn.
 
@@ -29,8 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .. import colour
 from ..architecture import Architecture, SizeRule
+from .luma import luma, with_luma
 from .vgg import LAYERS, VGG16Features
 
 CHROMA_RANGE = 0.5  # Cb and Cr of sRGB colours lie within +-0.5
@@ -90,7 +90,7 @@ class VGGColorizer(nn.Module):
         return self
 
     def forward(self, x: Tensor) -> Tensor:
-        y = colour.luma((x.float() + 1.0) * 0.5).clamp(0.0, 1.0)
+        y = luma((x.float() + 1.0) * 0.5).clamp(0.0, 1.0)
         h, w = x.shape[-2:]
         half = ((h + 1) // 2, (w + 1) // 2)
         grey = y.to(x.dtype).expand(-1, 3, -1, -1)
@@ -100,7 +100,7 @@ class VGGColorizer(nn.Module):
         chroma = F.interpolate(self.head(column).float(), size=(h, w), mode="bilinear", align_corners=False)
         chroma = CHROMA_RANGE * torch.tanh(chroma)
         rgb = y + chroma_to_rgb(chroma[:, :1], chroma[:, 1:])
-        return colour.with_luma(rgb, y) * 2.0 - 1.0
+        return with_luma(rgb, y) * 2.0 - 1.0
 
 
 ARCHITECTURE = Architecture(
