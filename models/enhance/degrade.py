@@ -315,7 +315,6 @@ def colour_only(config: DegradeConfig) -> DegradeConfig:
     return replace(config, **off)
 
 
-
 # --------------------------------------------------------------------------------------------
 # the steps (one item [1, C, H, W], C in 1 or 3)
 

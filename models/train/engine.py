@@ -205,6 +205,17 @@ class Task(ABC):
         return []
 
 
+def start_from(module: nn.Module, path: str, arch: str, config: Any) -> nn.Module:
+    """Fine-tuning (`--init`): `module` with the weights of the model file `path`, which must be an `arch` model
+    with exactly `config` (the network this run builds)."""
+    start = weights.load(path)
+    if start.arch != arch or start.config != config:
+        raise ValueError(f"--init {path}: a {start.arch!r} model with config {start.config}; this run builds "
+                         f"{arch!r} with {config}")
+    module.load_state_dict(start.module.state_dict())
+    return module
+
+
 def adam(params, lr: float, betas: tuple[float, float] = (0.5, 0.999)) -> torch.optim.Optimizer:
     """Adam as GAN papers use it; fused kernels where this torch has them (much faster on CPU)."""
     params = list(params)

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .. import masks, weights
+from .. import masks
 from ..archs.context_encoder import (
     PAPER_FILL_RGB,
     PAPER_OVERLAP,
@@ -45,7 +45,7 @@ from ..archs.patchgan import PatchGAN, PatchGANConfig
 from ..archs.vgg import VGG16Features
 from ..layout import from_signed, to_signed
 from .data import ImageSet, random_crops
-from .engine import Export, StepContext, Task, adam, finite_or_raise
+from .engine import Export, StepContext, Task, adam, finite_or_raise, start_from
 from .features import check_loss_network, perceptual_term
 
 VARIANTS = ("anymask", "paper")
@@ -158,11 +158,7 @@ class InpaintTask(Task):
         d_config = PatchGANConfig(input_nc=4, ndf=s.discriminator_width, n_layers=3, norm="instance")
         generator = AnyMaskContextEncoder(s.anymask)
         if s.init is not None:
-            start = weights.load(s.init)
-            if start.arch != "context_encoder_anymask" or start.config != s.anymask:
-                raise ValueError(f"--init {s.init}: a {start.arch!r} model with config {start.config}; this run builds "
-                                 f"'context_encoder_anymask' with {s.anymask}")
-            generator.load_state_dict(start.module.state_dict())
+            start_from(generator, s.init, "context_encoder_anymask", s.anymask)
         return {"G": generator, "D": PatchGAN(d_config)}
 
     def optimizers(self, nets: dict[str, nn.Module]) -> dict[str, torch.optim.Optimizer]:

@@ -44,7 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .. import colour, weights
+from .. import colour
 from ..archs.colorize import ARCHITECTURE as VGG_COLORIZER
 from ..archs.colorize import VGGColorizer, VGGColorizerConfig
 from ..archs.layers import NORMS
@@ -54,7 +54,7 @@ from ..archs.vgg import VGG16Features
 from ..layout import from_signed, to_signed
 from ..translate import pairs
 from .data import PairSet, load_images, random_crops
-from .engine import Export, StepContext, Task, adam, finite_or_raise
+from .engine import Export, StepContext, Task, adam, finite_or_raise, start_from
 from .enhance import log_mse
 
 log = logging.getLogger(__name__)
@@ -77,7 +77,9 @@ def generator_config(
     raise ValueError(f"netG must be one of {GENERATORS}, got {net!r}")
 
 
-def generator_arch(config: UnetGeneratorConfig | ResnetGeneratorConfig) -> str:
+def generator_arch(config: UnetGeneratorConfig | ResnetGeneratorConfig | VGGColorizerConfig) -> str:
+    if isinstance(config, VGGColorizerConfig):
+        return VGG_COLORIZER.id
     return UNET.id if isinstance(config, UnetGeneratorConfig) else RESNET.id
 
 
@@ -212,11 +214,7 @@ class Pix2PixTask(Task):
         else:
             g = init_weights(build_generator(config))
         if s.init is not None:
-            start = weights.load(s.init)
-            if start.config != config:
-                raise ValueError(f"--init {s.init}: a {start.arch!r} model with config {start.config}; this run builds "
-                                 f"{config}")
-            g.load_state_dict(start.module.state_dict())
+            start_from(g, s.init, generator_arch(config), config)
         return {"G": g, "D": init_weights(PatchGAN(d_config))}
 
     def optimizers(self, nets: dict[str, nn.Module]) -> dict[str, torch.optim.Optimizer]:
@@ -282,8 +280,6 @@ class Pix2PixTask(Task):
     def export(self, nets: dict[str, nn.Module]) -> Export:
         config = self.settings.generator()
         module = nets["G"]
-        if isinstance(config, VGGColorizerConfig):  # reads the luma itself
-            return Export(module, VGG_COLORIZER.id, config, "translate")
-        if self.data.synthetic == "colorize":
+        if self.data.synthetic == "colorize" and not isinstance(config, VGGColorizerConfig):  # it reads the luma itself
             module = pairs.fold_grey_input(module)
         return Export(module, generator_arch(config), config, "translate")

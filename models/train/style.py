@@ -60,12 +60,12 @@ from PIL import Image
 from torch import Tensor, nn
 from torchvision.transforms.v2.functional import gaussian_blur
 
-from .. import layout, weights
+from .. import layout
 from ..archs.adain import mean_std
 from ..archs.transformer_net import ARCHITECTURE, TransformerNet, TransformerNetConfig
 from ..archs.vgg import IMAGENET_MEAN, VGG16Features
 from .data import ImageSet, random_crops
-from .engine import Export, StepContext, Task, adam, finite_or_raise
+from .engine import Export, StepContext, Task, adam, finite_or_raise, start_from
 
 CONTENT_LAYER = "relu2_2"
 STYLE_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
@@ -192,13 +192,7 @@ class StyleTask(Task):
         s = self.settings
         if s.init is None:
             return {"G": init_output(TransformerNet(s.net))}
-        start = weights.load(s.init)
-        if start.arch != ARCHITECTURE.id or start.config != s.net:
-            raise ValueError(f"--init {s.init}: a {start.arch!r} model with config {start.config}; this run builds "
-                             f"{ARCHITECTURE.id!r} with {s.net}")
-        net = TransformerNet(s.net)
-        net.load_state_dict(start.module.state_dict())
-        return {"G": net}
+        return {"G": start_from(TransformerNet(s.net), s.init, ARCHITECTURE.id, s.net)}
 
     def optimizers(self, nets: dict[str, nn.Module]) -> dict[str, torch.optim.Optimizer]:
         return {"G": adam(nets["G"].parameters(), self.settings.lr, betas=(0.9, 0.999))}
