@@ -171,6 +171,45 @@ def test_the_tone_stage_is_added_to_a_trained_restorer_and_trained_alone(tmp_pat
         EnhanceSettings(degradation=dark, net=toned, stage="head")
 
 
+def test_a_vgg_tone_stage_copies_the_given_encoder_keeps_it_fixed_and_learns_its_head(tmp_path, photos):
+    from models.archs.vgg import VGG16Features
+    from models.train.enhance import join_tone_stage
+
+    data = load_images(photos, min_side=16)
+    settings = EnhanceSettings(degradation=NOISE, net=TINY, batch_size=2, crop=32, adv_weight=0)
+    restorer = weights.load(_train(tmp_path / "a", settings, data, steps=2))
+    torch.manual_seed(4)
+    encoder = VGG16Features("blur", last="relu4_3").requires_grad_(False).eval()  # stands in for stlpips' file
+    dark = degrade.DegradeConfig(colour_probability=1.0, exposure_gain=(0.5, 0.5))
+    toned = dataclasses.replace(TINY, tone_knots=4, tone_gate=True, tone_encoder="vgg")
+    tone = EnhanceSettings(degradation=dark, net=toned, batch_size=4, crop=32, adv_weight=0, lr=1e-2, stage="tone",
+                           init=str(tmp_path / "a" / "en.safetensors"))
+    task = EnhanceTask(tone, data, tone_vgg=encoder)
+    generator = task.networks()["G"]
+    trained = {n for n, p in generator.named_parameters() if p.requires_grad}
+    assert trained and all(n.startswith("tone.") and not n.startswith("tone.features.") for n in trained)
+    options = RunOptions(out=tmp_path / "b" / "en.safetensors", steps=40, log_every=1, checkpoint_every=40,
+                         preview_every=40, progress=False)
+    out = weights.load(Trainer(task, options).run())
+    assert out.config == toned
+    for name, tensor in encoder.state_dict().items():  # in the file, exactly as given
+        assert torch.equal(out.module.tone.features.state_dict()[name], tensor), name
+    rows = [json.loads(x) for x in (tmp_path / "b" / "en.metrics.jsonl").read_text().splitlines()]
+    assert sum(r["l1"] for r in rows[-10:]) < 0.5 * sum(r["l1_input"] for r in rows[-10:])  # it learnt to brighten
+    joined = join_tone_stage(restorer, out)
+    assert joined.config == toned
+    key = "tone.hidden.0.weight"
+    assert torch.equal(joined.module.state_dict()[key], out.module.state_dict()[key])
+    with pytest.raises(ValueError, match="stlpips"):
+        EnhanceTask(tone, data).networks()  # a new VGG stage needs the encoder
+    with pytest.raises(ValueError, match="blur pooling"):
+        EnhanceTask(tone, data, tone_vgg=VGG16Features("max", last="relu4_3"))
+    with pytest.raises(ValueError, match="tone_encoder"):
+        dataclasses.replace(TINY, tone_encoder="vgg")  # without a tone stage
+    with pytest.raises(ValueError, match="tone_encoder"):
+        dataclasses.replace(toned, tone_encoder="resnet")
+
+
 def test_the_photo_view_shows_the_tone_stage_each_crops_whole_photo_with_the_crops_own_faults(tmp_path, photos):
     data = load_images(photos, min_side=16)
     dark = degrade.DegradeConfig(colour_probability=0.5, exposure_gain=(0.3, 0.8), noise_probability=1.0,

@@ -24,7 +24,11 @@ Why this shape:
   anything else (the noise level is measured after it). It starts as the identity, so it can be added
   to a trained restorer and trained alone (`models.train.enhance`, stage "tone"). With `tone_gate` it
   also gives a gate in [0, 1] that scales its whole correction: a photo it judges right as it is
-  passes through exactly (gate 0), where a regressed curve is only ever near the identity.
+  passes through exactly (gate 0), where a regressed curve is only ever near the identity. With
+  `tone_encoder="vgg"` the stage reads a 64 px thumbnail through a fixed, ImageNet-trained VGG-16 (the
+  channel means and spreads of relu4_3) instead of its own CNN: whether a dark picture is a dark scene
+  or an under-exposed one is a question about what it shows, which a few hundred training photos
+  cannot teach (the colouriser of `colorize.py` reads photos the same way).
 
 Values are in [-1, 1] (the task function converts); the output is not clamped here.
 """
@@ -38,6 +42,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..architecture import Architecture, SizeRule
+from .vgg import VGG16Features
 
 MAX_LEVELS = 6
 MAX_CONTEXT_SIZE = 1024
@@ -57,6 +62,10 @@ BLOCK_GUIDE_LEAD = 2.0  # a block guide added to a trained network starts with t
 MAX_TONE_KNOTS = 64
 TONE_QUANTILES = (0.01, 0.5, 0.99)  # the tone stage's per-channel statistics, besides mean and spread
 TONE_HIDDEN = 64
+TONE_ENCODERS = ("cnn", "vgg")  # what the tone stage reads its thumbnail with (see ToneEncoder)
+TONE_VGG_LAYER = "relu4_3"  # tone_encoder "vgg": the VGG-16 layer whose channel means and spreads it reads
+TONE_VGG_CHANNELS = 512
+TONE_VGG_SIZE = 64  # tone_encoder "vgg": the thumbnail side the VGG-16 sees
 TONE_GATE_SPAN = (-1.0, 2.0)  # the gate's pre-activation is clamped to [0, 1] on the way out, but passes
 # gradients on as if unclamped inside this span (a straight-through estimate), so a closed gate can reopen
 
@@ -75,6 +84,7 @@ class EnhanceConfig:
     block_guide: bool = False  # one more bilateral guide, its range the measured JPEG blocking (needs guide)
     tone_knots: int = 0  # > 0: a tone stage in front (curve of this many pieces + colour matrix; needs context)
     tone_gate: bool = False  # the tone stage's correction scaled by a learnt gate in [0, 1] (needs tone_knots)
+    tone_encoder: str = "cnn"  # the tone stage reads with its own small CNN, or "vgg": a fixed ImageNet VGG-16
 
     def __post_init__(self) -> None:
         if self.channels not in (1, 3):
@@ -98,6 +108,9 @@ class EnhanceConfig:
                              f"{self.tone_knots}")
         if self.tone_gate and not self.tone_knots:
             raise ValueError("tone_gate=True needs a tone stage (tone_knots > 0)")
+        if self.tone_encoder not in TONE_ENCODERS or (self.tone_encoder != "cnn" and not self.tone_knots):
+            raise ValueError(f"tone_encoder must be one of {TONE_ENCODERS}, and 'vgg' needs a tone stage (tone_knots "
+                             f"> 0); got {self.tone_encoder!r} with tone_knots {self.tone_knots}")
         if self.block_guide and not self.guide:
             raise ValueError("block_guide=True needs guide=True (it is one more of the guides)")
         if self.noise_estimator not in NOISE_ESTIMATORS:
@@ -302,8 +315,13 @@ class ToneEncoder(nn.Module):
         super().__init__()
         c = config.channels
         self.size, self.knots = config.context_size, config.tone_knots
-        self.features = _thumbnail_features(c)
-        stats = 128 + c * (2 + len(TONE_QUANTILES))
+        if config.tone_encoder == "vgg":  # fixed: trained on ImageNet, it knows what scenes look like
+            self.features: nn.Module = VGG16Features("blur", last=TONE_VGG_LAYER).requires_grad_(False)
+            width = 2 * TONE_VGG_CHANNELS
+        else:
+            self.features = _thumbnail_features(c)
+            width = 128
+        stats = width + c * (2 + len(TONE_QUANTILES))
         self.hidden = nn.Sequential(nn.Linear(stats, TONE_HIDDEN), _act())
         self.out = nn.Linear(TONE_HIDDEN, c * self.knots + c * c + c)
         nn.init.zeros_(self.out.weight)  # equal increments (a straight curve), the identity matrix, no offset
@@ -318,8 +336,7 @@ class ToneEncoder(nn.Module):
         b, c = x.shape[:2]
         flat = thumb.float().flatten(2)
         quantiles = torch.quantile(flat, flat.new_tensor(TONE_QUANTILES), dim=2).permute(1, 0, 2).flatten(1)
-        stats = torch.cat([self.features(thumb).mean(dim=(2, 3)).float(), flat.mean(dim=2), flat.std(dim=2),
-                           quantiles], dim=1)
+        stats = torch.cat([self._read(thumb), flat.mean(dim=2), flat.std(dim=2), quantiles], dim=1)
         hidden = self.hidden(stats.to(thumb.dtype))
         out = self.out(hidden).float()
         k = c * self.knots
@@ -330,6 +347,15 @@ class ToneEncoder(nn.Module):
             z = self.gate(hidden).float()[:, 0].clamp(*TONE_GATE_SPAN)
             gate = z + (z.clamp(0.0, 1.0) - z).detach()  # forward: clamped to [0, 1]; backward: straight through
         return Tone(curve, matrix, out[:, k + c * c :], gate)
+
+
+    def _read(self, thumb: Tensor) -> Tensor:
+        """[B, width] float32: the CNN's mean features, or the VGG-16's channel means and spreads."""
+        if not isinstance(self.features, VGG16Features):
+            return self.features(thumb).mean(dim=(2, 3)).float()
+        rgb = (_thumbnail(thumb, TONE_VGG_SIZE) + 1.0) * 0.5
+        maps = self.features(rgb.expand(-1, 3, -1, -1)).float()
+        return torch.cat([maps.mean(dim=(2, 3)), maps.std(dim=(2, 3))], dim=1)
 
 
 class ContextEncoder(nn.Module):

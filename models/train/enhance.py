@@ -74,7 +74,8 @@ def join_tone_stage(restorer: weights.LoadedModel, toned: weights.LoadedModel) -
     if not toned.config.tone_knots or toned.config.channels != restorer.config.channels:
         raise ValueError(f"--tone {toned.path}: a trained tone stage for {restorer.config.channels}-channel images is "
                          f"needed, got tone_knots {toned.config.tone_knots} for {toned.config.channels} channels")
-    config = dataclasses.replace(restorer.config, tone_knots=toned.config.tone_knots, tone_gate=toned.config.tone_gate)
+    config = dataclasses.replace(restorer.config, tone_knots=toned.config.tone_knots, tone_gate=toned.config.tone_gate,
+                                 tone_encoder=toned.config.tone_encoder)
     module = EnhanceNet(config).eval()
     state = restorer.module.state_dict()
     state.update({k: v for k, v in toned.module.state_dict().items() if k.startswith("tone.")})
@@ -143,11 +144,17 @@ class EnhanceTask(Task):
     name = "enhance"
     preview_columns = 3
 
-    def __init__(self, settings: EnhanceSettings, data: ImageSet | PairSet, vgg: VGG16Features | None = None) -> None:
-        """`vgg`: the frozen loss network of the perceptual term (needed when settings.perceptual_weight > 0)."""
+    def __init__(self, settings: EnhanceSettings, data: ImageSet | PairSet, vgg: VGG16Features | None = None,
+                 tone_vgg: VGG16Features | None = None) -> None:
+        """`vgg`: the frozen loss network of the perceptual term (needed when settings.perceptual_weight > 0).
+        `tone_vgg`: the anti-aliased VGG-16 (stlpips-pytorch's) a new `tone_encoder="vgg"` stage copies."""
         paired = isinstance(data, PairSet)
         if settings.perceptual_weight > 0:
             check_loss_network(vgg)
+        if settings.net.tone_encoder == "vgg" and tone_vgg is not None and tone_vgg.pooling != "blur":
+            raise ValueError("tone_encoder 'vgg' reads with the anti-aliased VGG-16 of stlpips-pytorch (blur pooling), "
+                             f"got one with {tone_vgg.pooling!r} pooling")
+        self.tone_vgg = tone_vgg
         if paired != (settings.degradation is None):
             raise ValueError("real pairs need degradation=None, and a degradation needs single images (not pairs)")
         if paired and data.a is None:
@@ -175,7 +182,7 @@ class EnhanceTask(Task):
             start = weights.load(s.init)
             same = dataclasses.replace(start.config, noise_estimator=s.net.noise_estimator)  # it has no weights
             if start.arch == ARCHITECTURE.id and not start.config.tone_knots:  # a new tone stage starts as the identity
-                same = dataclasses.replace(same, tone_knots=s.net.tone_knots)
+                same = dataclasses.replace(same, tone_knots=s.net.tone_knots, tone_encoder=s.net.tone_encoder)
             if start.arch == ARCHITECTURE.id and not start.config.tone_gate:  # a new gate starts open
                 same = dataclasses.replace(same, tone_gate=s.net.tone_gate)
             widen = start.arch == ARCHITECTURE.id and start.config.guide and not start.config.block_guide
@@ -190,9 +197,15 @@ class EnhanceTask(Task):
             loaded = generator.load_state_dict(state, strict=False)
             if loaded.unexpected_keys or any(not k.startswith("tone.") for k in loaded.missing_keys):
                 raise ValueError(f"--init {s.init}: its weights do not fit this network ({loaded})")
+        if s.net.tone_encoder == "vgg" and (s.init is None or start.config.tone_encoder != "vgg"):  # a new stage
+            if self.tone_vgg is None:
+                raise ValueError("a new tone_encoder 'vgg' stage needs the VGG-16 of stlpips-pytorch (tone_vgg)")
+            generator.tone.features.load_state_dict(self.tone_vgg.state_dict())
         if s.stage == "tone":
             for name, parameter in generator.named_parameters():
                 parameter.requires_grad_(name.startswith("tone."))
+        if s.net.tone_encoder == "vgg":  # the VGG-16 stays as ImageNet trained it
+            generator.tone.features.requires_grad_(False)
         return {"G": generator, "D": PatchGAN(d_config)}
 
     def optimizers(self, nets: dict[str, nn.Module]) -> dict[str, torch.optim.Optimizer]:

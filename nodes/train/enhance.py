@@ -68,6 +68,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    help="with a tone stage: it also learns a gate in [0, 1] that scales its whole correction, so a "
                    "photo it judges right passes through exactly. With --init it may be added to a trained stage "
                    "(it starts open)")
+    m.add_argument("--tone-encoder", choices=("cnn", "vgg"), default=None,
+                   help="with a tone stage: what it reads the thumbnail with, its own small CNN (default) or the "
+                   "ImageNet-trained VGG-16 of stlpips-pytorch, kept fixed (only the layers after it learn; its "
+                   "weights go into the file). With --init it may be chosen for a stage added to a file without one")
     m.add_argument("--tone-view", choices=("crop", "photo"), default="crop",
                    help="with --stage tone: the stage reads the training crop, or the crop's whole photo (degraded "
                    "with the crop's faults; its correction is scored on the crop), as it reads whole photos in use")
@@ -90,8 +94,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     m.add_argument("--perceptual-weight", type=float, default=0.0,
                    help="weight of a VGG-16 feature loss (relu2_2 + relu3_3, relative L1; 0 = off, e.g. 0.05)")
     m.add_argument("--vgg", default=None, metavar="FILE",
-                   help="VGG-16 weights for --perceptual-weight: torchvision vgg16-*.pth or the stlpips file "
-                   "(default: the one in the installed stlpips-pytorch package)")
+                   help="VGG-16 weights for --perceptual-weight (torchvision vgg16-*.pth or the stlpips file) and "
+                   "for --tone-encoder vgg (the stlpips file); default: the installed stlpips-pytorch package's")
     m.add_argument("--discriminator-width", type=int, default=32)
     m.add_argument("--init", default=None, metavar="FILE",
                    help="fine-tune: start the generator from this enhance model (its config replaces the width "
@@ -174,11 +178,13 @@ def prepare(args: argparse.Namespace):
             net = dataclasses.replace(net, block_guide=True)
         if args.tone_gate:
             net = dataclasses.replace(net, tone_gate=True)
+        if args.tone_encoder is not None:
+            net = dataclasses.replace(net, tone_encoder=args.tone_encoder)
     else:
         net = EnhanceConfig(base_channels=args.base_channels, levels=args.levels, blocks=args.blocks,
                             context=not args.no_context, curve_knots=0 if args.no_context else args.curve_knots,
                             guide=args.guide, tone_knots=args.tone_knots or 0, block_guide=args.block_guide,
-                            tone_gate=args.tone_gate)
+                            tone_gate=args.tone_gate, tone_encoder=args.tone_encoder or "cnn")
     if args.noise_estimator is not None:
         net = dataclasses.replace(net, noise_estimator=args.noise_estimator)
     settings = EnhanceSettings(
@@ -199,11 +205,13 @@ def prepare(args: argparse.Namespace):
         tone_view=args.tone_view,
         gate_weight=args.gate_weight,
     )
-    vgg = None
-    if args.perceptual_weight > 0:
+    vgg = tone_vgg = None
+    if args.perceptual_weight > 0 or net.tone_encoder == "vgg":
+        from models.archs.enhance import TONE_VGG_LAYER
         from models.pretrained import load_vgg16
 
-        vgg = load_vgg16(args.vgg, last="relu3_3")
+        vgg = load_vgg16(args.vgg, last="relu3_3") if args.perceptual_weight > 0 else None
+        tone_vgg = load_vgg16(args.vgg, last=TONE_VGG_LAYER) if net.tone_encoder == "vgg" else None
     options = run_options(args)
     if args.pairs and args.holdout_sources:
         raise ValueError("--holdout-sources works on folders of photos, not on --pairs")
@@ -214,4 +222,4 @@ def prepare(args: argparse.Namespace):
                            holdout_sources=args.holdout_sources)
     log.info("training on %d %s from %s (%d held out)", len(data), "pairs" if args.pairs else "images", args.data,
              len(data.held_out))
-    return EnhanceTask(settings, data, vgg), options
+    return EnhanceTask(settings, data, vgg, tone_vgg), options
