@@ -348,7 +348,6 @@ class ToneEncoder(nn.Module):
             gate = z + (z.clamp(0.0, 1.0) - z).detach()  # forward: clamped to [0, 1]; backward: straight through
         return Tone(curve, matrix, out[:, k + c * c :], gate)
 
-
     def _read(self, thumb: Tensor) -> Tensor:
         """[B, width] float32: the CNN's mean features, or the VGG-16's channel means and spreads."""
         if not isinstance(self.features, VGG16Features):
