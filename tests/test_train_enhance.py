@@ -187,13 +187,13 @@ def test_a_vgg_tone_stage_copies_the_given_encoder_keeps_it_fixed_and_learns_its
     task = EnhanceTask(tone, data, tone_vgg=encoder)
     generator = task.networks()["G"]
     trained = {n for n, p in generator.named_parameters() if p.requires_grad}
-    assert trained and all(n.startswith("tone.") and not n.startswith("tone.features.") for n in trained)
+    assert trained and all(n.startswith("tone.") and not n.startswith("tone.vgg.") for n in trained)
     options = RunOptions(out=tmp_path / "b" / "en.safetensors", steps=40, log_every=1, checkpoint_every=40,
                          preview_every=40, progress=False)
     out = weights.load(Trainer(task, options).run())
     assert out.config == toned
     for name, tensor in encoder.state_dict().items():  # in the file, exactly as given
-        assert torch.equal(out.module.tone.features.state_dict()[name], tensor), name
+        assert torch.equal(out.module.tone.vgg.state_dict()[name], tensor), name
     rows = [json.loads(x) for x in (tmp_path / "b" / "en.metrics.jsonl").read_text().splitlines()]
     assert sum(r["l1"] for r in rows[-10:]) < 0.5 * sum(r["l1_input"] for r in rows[-10:])  # it learnt to brighten
     joined = join_tone_stage(restorer, out)
@@ -208,6 +208,31 @@ def test_a_vgg_tone_stage_copies_the_given_encoder_keeps_it_fixed_and_learns_its
         dataclasses.replace(TINY, tone_encoder="vgg")  # without a tone stage
     with pytest.raises(ValueError, match="tone_encoder"):
         dataclasses.replace(toned, tone_encoder="resnet")
+
+
+def test_a_trained_cnn_tone_stage_widened_to_read_the_vgg_too_starts_from_what_it_did(tmp_path, photos):
+    from models.archs.enhance import ARCHITECTURE, EnhanceNet
+    from models.archs.vgg import VGG16Features
+
+    cnn = dataclasses.replace(TINY, tone_knots=4, tone_gate=True)
+    trained = EnhanceNet(cnn).eval()
+    torch.nn.init.normal_(trained.tone.out.weight, std=0.05)  # a stage that corrects
+    weights.save(trained, tmp_path / "cnn.safetensors", ARCHITECTURE.id, cnn, "enhance")
+    torch.manual_seed(5)
+    encoder = VGG16Features("blur", last="relu4_3").requires_grad_(False).eval()
+    both = dataclasses.replace(cnn, tone_encoder="both")
+    dark = degrade.DegradeConfig(colour_probability=1.0, exposure_gain=(0.5, 0.5))
+    settings = EnhanceSettings(degradation=dark, net=both, batch_size=2, crop=32, adv_weight=0, stage="tone",
+                               init=str(tmp_path / "cnn.safetensors"))
+    widened = EnhanceTask(settings, load_images(photos, min_side=16), tone_vgg=encoder).networks()["G"].eval()
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        assert torch.allclose(widened(x, tone_params=True).apply(x), trained(x, tone_params=True).apply(x), atol=1e-6)
+        assert (trained(x, tone_params=True).apply(x) - x).abs().mean() > 0.01  # and it did correct
+        assert torch.equal(widened.tone.vgg.conv4_3.weight, encoder.conv4_3.weight)
+    assert widened.tone.hidden[0].weight.shape[1] == trained.tone.hidden[0].weight.shape[1] + 1024
+    assert not any(p.requires_grad for p in widened.tone.vgg.parameters())
+    assert all(p.requires_grad for p in widened.tone.features.parameters())  # the CNN keeps learning
 
 
 def test_the_photo_view_shows_the_tone_stage_each_crops_whole_photo_with_the_crops_own_faults(tmp_path, photos):

@@ -28,7 +28,8 @@ Why this shape:
   `tone_encoder="vgg"` the stage reads a 64 px thumbnail through a fixed, ImageNet-trained VGG-16 (the
   channel means and spreads of relu4_3) instead of its own CNN: whether a dark picture is a dark scene
   or an under-exposed one is a question about what it shows, which a few hundred training photos
-  cannot teach (the colouriser of `colorize.py` reads photos the same way).
+  cannot teach (the colouriser of `colorize.py` reads photos the same way). "both" reads with both;
+  `add_vgg_reading` widens a trained CNN stage to it, starting from exactly what it did.
 
 Values are in [-1, 1] (the task function converts); the output is not clamped here.
 """
@@ -62,7 +63,7 @@ BLOCK_GUIDE_LEAD = 2.0  # a block guide added to a trained network starts with t
 MAX_TONE_KNOTS = 64
 TONE_QUANTILES = (0.01, 0.5, 0.99)  # the tone stage's per-channel statistics, besides mean and spread
 TONE_HIDDEN = 64
-TONE_ENCODERS = ("cnn", "vgg")  # what the tone stage reads its thumbnail with (see ToneEncoder)
+TONE_ENCODERS = ("cnn", "vgg", "both")  # what the tone stage reads its thumbnail with (see ToneEncoder)
 TONE_VGG_LAYER = "relu4_3"  # tone_encoder "vgg": the VGG-16 layer whose channel means and spreads it reads
 TONE_VGG_CHANNELS = 512
 TONE_VGG_SIZE = 64  # tone_encoder "vgg": the thumbnail side the VGG-16 sees
@@ -84,7 +85,7 @@ class EnhanceConfig:
     block_guide: bool = False  # one more bilateral guide, its range the measured JPEG blocking (needs guide)
     tone_knots: int = 0  # > 0: a tone stage in front (curve of this many pieces + colour matrix; needs context)
     tone_gate: bool = False  # the tone stage's correction scaled by a learnt gate in [0, 1] (needs tone_knots)
-    tone_encoder: str = "cnn"  # the tone stage reads with its own small CNN, or "vgg": a fixed ImageNet VGG-16
+    tone_encoder: str = "cnn"  # the tone stage reads with its own small CNN, a fixed ImageNet VGG-16, or both
 
     def __post_init__(self) -> None:
         if self.channels not in (1, 3):
@@ -109,8 +110,8 @@ class EnhanceConfig:
         if self.tone_gate and not self.tone_knots:
             raise ValueError("tone_gate=True needs a tone stage (tone_knots > 0)")
         if self.tone_encoder not in TONE_ENCODERS or (self.tone_encoder != "cnn" and not self.tone_knots):
-            raise ValueError(f"tone_encoder must be one of {TONE_ENCODERS}, and 'vgg' needs a tone stage (tone_knots "
-                             f"> 0); got {self.tone_encoder!r} with tone_knots {self.tone_knots}")
+            raise ValueError(f"tone_encoder must be one of {TONE_ENCODERS}, and the VGG-16 needs a tone stage "
+                             f"(tone_knots > 0); got {self.tone_encoder!r} with tone_knots {self.tone_knots}")
         if self.block_guide and not self.guide:
             raise ValueError("block_guide=True needs guide=True (it is one more of the guides)")
         if self.noise_estimator not in NOISE_ESTIMATORS:
@@ -315,13 +316,12 @@ class ToneEncoder(nn.Module):
         super().__init__()
         c = config.channels
         self.size, self.knots = config.context_size, config.tone_knots
-        if config.tone_encoder == "vgg":  # fixed: trained on ImageNet, it knows what scenes look like
-            self.features: nn.Module = VGG16Features("blur", last=TONE_VGG_LAYER).requires_grad_(False)
-            width = 2 * TONE_VGG_CHANNELS
-        else:
-            self.features = _thumbnail_features(c)
-            width = 128
-        stats = width + c * (2 + len(TONE_QUANTILES))
+        reads_cnn, reads_vgg = config.tone_encoder in ("cnn", "both"), config.tone_encoder in ("vgg", "both")
+        self.features = _thumbnail_features(c) if reads_cnn else None
+        # fixed: trained on ImageNet, it knows what scenes look like
+        self.vgg = VGG16Features("blur", last=TONE_VGG_LAYER).requires_grad_(False) if reads_vgg else None
+        # the hidden layer reads [CNN features, channel statistics, VGG-16 statistics]
+        stats = 128 * reads_cnn + c * (2 + len(TONE_QUANTILES)) + 2 * TONE_VGG_CHANNELS * reads_vgg
         self.hidden = nn.Sequential(nn.Linear(stats, TONE_HIDDEN), _act())
         self.out = nn.Linear(TONE_HIDDEN, c * self.knots + c * c + c)
         nn.init.zeros_(self.out.weight)  # equal increments (a straight curve), the identity matrix, no offset
@@ -336,7 +336,12 @@ class ToneEncoder(nn.Module):
         b, c = x.shape[:2]
         flat = thumb.float().flatten(2)
         quantiles = torch.quantile(flat, flat.new_tensor(TONE_QUANTILES), dim=2).permute(1, 0, 2).flatten(1)
-        stats = torch.cat([self._read(thumb), flat.mean(dim=2), flat.std(dim=2), quantiles], dim=1)
+        parts = [flat.mean(dim=2), flat.std(dim=2), quantiles]
+        if self.features is not None:
+            parts.insert(0, self.features(thumb).mean(dim=(2, 3)).float())
+        if self.vgg is not None:
+            parts.append(self._read_vgg(thumb))
+        stats = torch.cat(parts, dim=1)
         hidden = self.hidden(stats.to(thumb.dtype))
         out = self.out(hidden).float()
         k = c * self.knots
@@ -348,12 +353,10 @@ class ToneEncoder(nn.Module):
             gate = z + (z.clamp(0.0, 1.0) - z).detach()  # forward: clamped to [0, 1]; backward: straight through
         return Tone(curve, matrix, out[:, k + c * c :], gate)
 
-    def _read(self, thumb: Tensor) -> Tensor:
-        """[B, width] float32: the CNN's mean features, or the VGG-16's channel means and spreads."""
-        if not isinstance(self.features, VGG16Features):
-            return self.features(thumb).mean(dim=(2, 3)).float()
+    def _read_vgg(self, thumb: Tensor) -> Tensor:
+        """[B, 2 * TONE_VGG_CHANNELS] float32: the VGG-16's channel means and spreads on a small thumbnail."""
         rgb = (_thumbnail(thumb, TONE_VGG_SIZE) + 1.0) * 0.5
-        maps = self.features(rgb.expand(-1, 3, -1, -1)).float()
+        maps = self.vgg(rgb.expand(-1, 3, -1, -1)).float()
         return torch.cat([maps.mean(dim=(2, 3)), maps.std(dim=(2, 3))], dim=1)
 
 
@@ -516,6 +519,17 @@ def add_block_guide(state: dict[str, Tensor], config: EnhanceConfig) -> dict[str
     bias = state["tail.bias"]
     state["tail.weight"] = torch.cat([tail, tail[inputs_logit]])
     state["tail.bias"] = torch.cat([bias, bias[inputs_logit] + BLOCK_GUIDE_LEAD])
+    return state
+
+
+def add_vgg_reading(state: dict[str, Tensor]) -> dict[str, Tensor]:
+    """The weights `state` of a network whose tone stage reads with its CNN, widened to read with both
+    (`tone_encoder="both"`): the hidden layer's weights on the VGG-16's statistics start at zero, so the stage
+    does exactly what it did until it learns to use them. The VGG-16's own weights are not in it: copy them in."""
+    state = dict(state)
+    key = "tone.hidden.0.weight"
+    weight = state[key]
+    state[key] = torch.cat([weight, weight.new_zeros(weight.shape[0], 2 * TONE_VGG_CHANNELS)], dim=1)
     return state
 
 

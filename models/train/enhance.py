@@ -37,7 +37,7 @@ import torch
 from torch import Tensor, nn
 
 from .. import weights
-from ..archs.enhance import ARCHITECTURE, EnhanceConfig, EnhanceNet, add_block_guide
+from ..archs.enhance import ARCHITECTURE, EnhanceConfig, EnhanceNet, add_block_guide, add_vgg_reading
 from ..archs.patchgan import PatchGAN, PatchGANConfig
 from ..archs.vgg import VGG16Features
 from ..enhance.degrade import RESTORE, DegradeConfig, colour_only, degrade
@@ -84,6 +84,10 @@ def join_tone_stage(restorer: weights.LoadedModel, toned: weights.LoadedModel) -
                   "tone_stage": {"file": Path(toned.path or "").name, **(toned.provenance or {})}}
     return weights.LoadedModel(module=module, arch=ARCHITECTURE.id, config=config, task="enhance",
                                provenance=provenance)
+
+
+def _reads_vgg(config: EnhanceConfig) -> bool:
+    return bool(config.tone_knots) and config.tone_encoder != "cnn"
 
 
 def log_mse(out: Tensor, target: Tensor, ceiling_db: float = PSNR_CEILING_DB) -> Tensor:
@@ -147,13 +151,14 @@ class EnhanceTask(Task):
     def __init__(self, settings: EnhanceSettings, data: ImageSet | PairSet, vgg: VGG16Features | None = None,
                  tone_vgg: VGG16Features | None = None) -> None:
         """`vgg`: the frozen loss network of the perceptual term (needed when settings.perceptual_weight > 0).
-        `tone_vgg`: the anti-aliased VGG-16 (stlpips-pytorch's) a new `tone_encoder="vgg"` stage copies."""
+        `tone_vgg`: the anti-aliased VGG-16 (stlpips-pytorch's) that a tone stage reading with it copies when
+        the start file has none."""
         paired = isinstance(data, PairSet)
         if settings.perceptual_weight > 0:
             check_loss_network(vgg)
-        if settings.net.tone_encoder == "vgg" and tone_vgg is not None and tone_vgg.pooling != "blur":
-            raise ValueError("tone_encoder 'vgg' reads with the anti-aliased VGG-16 of stlpips-pytorch (blur pooling), "
-                             f"got one with {tone_vgg.pooling!r} pooling")
+        if settings.net.tone_encoder != "cnn" and tone_vgg is not None and tone_vgg.pooling != "blur":
+            raise ValueError(f"tone_encoder {settings.net.tone_encoder!r} reads with the anti-aliased VGG-16 of "
+                             f"stlpips-pytorch (blur pooling), got one with {tone_vgg.pooling!r} pooling")
         self.tone_vgg = tone_vgg
         if paired != (settings.degradation is None):
             raise ValueError("real pairs need degradation=None, and a degradation needs single images (not pairs)")
@@ -186,6 +191,10 @@ class EnhanceTask(Task):
             if start.arch == ARCHITECTURE.id and not start.config.tone_gate:  # a new gate starts open
                 same = dataclasses.replace(same, tone_gate=s.net.tone_gate)
             widen = start.arch == ARCHITECTURE.id and start.config.guide and not start.config.block_guide
+            read_vgg = start.arch == ARCHITECTURE.id and bool(start.config.tone_knots) \
+                and start.config.tone_encoder == "cnn" and s.net.tone_encoder == "both"
+            if read_vgg:  # a trained CNN stage learns to read the VGG-16 as well
+                same = dataclasses.replace(same, tone_encoder="both")
             if widen:  # a block guide is added next to the trained ones
                 same = dataclasses.replace(same, block_guide=s.net.block_guide)
             if start.arch != ARCHITECTURE.id or same != s.net:
@@ -194,18 +203,21 @@ class EnhanceTask(Task):
             state = start.module.state_dict()
             if widen and s.net.block_guide:
                 state = add_block_guide(state, s.net)
+            if read_vgg:
+                state = add_vgg_reading(state)
             loaded = generator.load_state_dict(state, strict=False)
             if loaded.unexpected_keys or any(not k.startswith("tone.") for k in loaded.missing_keys):
                 raise ValueError(f"--init {s.init}: its weights do not fit this network ({loaded})")
-        if s.net.tone_encoder == "vgg" and (s.init is None or start.config.tone_encoder != "vgg"):  # a new stage
+        if generator.tone is not None and generator.tone.vgg is not None and not (s.init and _reads_vgg(start.config)):
             if self.tone_vgg is None:
-                raise ValueError("a new tone_encoder 'vgg' stage needs the VGG-16 of stlpips-pytorch (tone_vgg)")
-            generator.tone.features.load_state_dict(self.tone_vgg.state_dict())
+                raise ValueError(f"a tone stage that reads with tone_encoder {s.net.tone_encoder!r} needs the VGG-16 "
+                                 "of stlpips-pytorch (tone_vgg) the first time")
+            generator.tone.vgg.load_state_dict(self.tone_vgg.state_dict())
         if s.stage == "tone":
             for name, parameter in generator.named_parameters():
                 parameter.requires_grad_(name.startswith("tone."))
-        if s.net.tone_encoder == "vgg":  # the VGG-16 stays as ImageNet trained it
-            generator.tone.features.requires_grad_(False)
+        if generator.tone is not None and generator.tone.vgg is not None:  # the VGG-16 stays as ImageNet trained it
+            generator.tone.vgg.requires_grad_(False)
         return {"G": generator, "D": PatchGAN(d_config)}
 
     def optimizers(self, nets: dict[str, nn.Module]) -> dict[str, torch.optim.Optimizer]:

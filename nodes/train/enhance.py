@@ -68,10 +68,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    help="with a tone stage: it also learns a gate in [0, 1] that scales its whole correction, so a "
                    "photo it judges right passes through exactly. With --init it may be added to a trained stage "
                    "(it starts open)")
-    m.add_argument("--tone-encoder", choices=("cnn", "vgg"), default=None,
-                   help="with a tone stage: what it reads the thumbnail with, its own small CNN (default) or the "
-                   "ImageNet-trained VGG-16 of stlpips-pytorch, kept fixed (only the layers after it learn; its "
-                   "weights go into the file). With --init it may be chosen for a stage added to a file without one")
+    m.add_argument("--tone-encoder", choices=("cnn", "vgg", "both"), default=None,
+                   help="with a tone stage: what it reads the thumbnail with, its own small CNN (default), the "
+                   "ImageNet-trained VGG-16 of stlpips-pytorch kept fixed (its weights go into the file), or both. "
+                   "With --init it may be chosen for a stage added to a file without one, and 'both' widens a "
+                   "trained CNN stage (it starts doing exactly what it did)")
     m.add_argument("--tone-view", choices=("crop", "photo"), default="crop",
                    help="with --stage tone: the stage reads the training crop, or the crop's whole photo (degraded "
                    "with the crop's faults; its correction is scored on the crop), as it reads whole photos in use")
@@ -206,12 +207,12 @@ def prepare(args: argparse.Namespace):
         gate_weight=args.gate_weight,
     )
     vgg = tone_vgg = None
-    if args.perceptual_weight > 0 or net.tone_encoder == "vgg":
+    if args.perceptual_weight > 0 or net.tone_encoder != "cnn":
         from models.archs.enhance import TONE_VGG_LAYER
         from models.pretrained import load_vgg16
 
         vgg = load_vgg16(args.vgg, last="relu3_3") if args.perceptual_weight > 0 else None
-        tone_vgg = load_vgg16(args.vgg, last=TONE_VGG_LAYER) if net.tone_encoder == "vgg" else None
+        tone_vgg = load_vgg16(args.vgg, last=TONE_VGG_LAYER) if net.tone_encoder != "cnn" else None
     options = run_options(args)
     if args.pairs and args.holdout_sources:
         raise ValueError("--holdout-sources works on folders of photos, not on --pairs")
