@@ -235,6 +235,49 @@ def test_a_trained_cnn_tone_stage_widened_to_read_the_vgg_too_starts_from_what_i
     assert all(p.requires_grad for p in widened.tone.features.parameters())  # the CNN keeps learning
 
 
+def test_a_trained_gate_given_its_own_vgg_reading_starts_from_what_it_did_and_join_carries_it(tmp_path, photos):
+    from models.archs.enhance import ARCHITECTURE, EnhanceNet
+    from models.archs.vgg import VGG16Features
+    from models.train.enhance import join_tone_stage
+
+    cnn = dataclasses.replace(TINY, tone_knots=4, tone_gate=True)
+    trained = EnhanceNet(cnn).eval()
+    torch.nn.init.normal_(trained.tone.out.weight, std=0.05)  # a stage that corrects
+    torch.nn.init.normal_(trained.tone.gate.weight, std=3.0)  # and a gate that differs between photos
+    torch.nn.init.constant_(trained.tone.gate.bias, 0.5)
+    weights.save(trained, tmp_path / "cnn.safetensors", ARCHITECTURE.id, cnn, "enhance")
+    torch.manual_seed(6)
+    encoder = VGG16Features("blur", last="relu4_3").requires_grad_(False).eval()
+    gated = dataclasses.replace(cnn, tone_gate_encoder="both")
+    assert gated.tone_reads == {"cnn", "vgg"} and cnn.tone_reads == {"cnn"}
+    dark = degrade.DegradeConfig(colour_probability=1.0, exposure_gain=(0.5, 0.5))
+    settings = EnhanceSettings(degradation=dark, net=gated, batch_size=2, crop=32, adv_weight=0, stage="tone",
+                               init=str(tmp_path / "cnn.safetensors"))
+    widened = EnhanceTask(settings, load_images(photos, min_side=16), tone_vgg=encoder).networks()["G"].eval()
+    x = torch.rand(4, 3, 32, 32) * torch.tensor([0.3, 0.8, 1.4, 2.0])[:, None, None, None] - 1  # dark to bright
+    with torch.no_grad():
+        before, after = trained(x, tone_params=True), widened(x, tone_params=True)
+        assert before.gate.max() - before.gate.min() > 0.05
+        assert torch.allclose(after.gate, before.gate, atol=1e-6)
+        assert torch.allclose(after.apply(x), before.apply(x), atol=1e-6)
+    # the curve keeps its CNN reading; the gate's own layer reads the VGG-16 as well
+    assert widened.tone.hidden[0].weight.shape == trained.tone.hidden[0].weight.shape
+    assert widened.tone.gate_hidden[0].weight.shape[1] == trained.tone.hidden[0].weight.shape[1] + 1024
+    assert torch.equal(widened.tone.vgg.conv4_3.weight, encoder.conv4_3.weight)
+    assert not any(p.requires_grad for p in widened.tone.vgg.parameters())
+    assert all(p.requires_grad for p in widened.tone.gate_hidden.parameters())
+    restorer = EnhanceNet(TINY).eval()
+    joined = join_tone_stage(weights.LoadedModel(restorer, ARCHITECTURE.id, TINY, "enhance"),
+                             weights.LoadedModel(widened, ARCHITECTURE.id, gated, "enhance"))
+    assert joined.config == gated
+    with torch.no_grad():
+        assert torch.equal(joined.module.tone(x).gate, widened.tone(x).gate)
+    with pytest.raises(ValueError, match="tone_gate_encoder"):
+        dataclasses.replace(TINY, tone_knots=4, tone_gate_encoder="vgg")  # no gate
+    with pytest.raises(ValueError, match="tone_gate_encoder"):
+        dataclasses.replace(cnn, tone_gate_encoder="resnet")
+
+
 def test_the_photo_view_shows_the_tone_stage_each_crops_whole_photo_with_the_crops_own_faults(tmp_path, photos):
     data = load_images(photos, min_side=16)
     dark = degrade.DegradeConfig(colour_probability=0.5, exposure_gain=(0.3, 0.8), noise_probability=1.0,

@@ -29,7 +29,10 @@ Why this shape:
   channel means and spreads of relu4_3) instead of its own CNN: whether a dark picture is a dark scene
   or an under-exposed one is a question about what it shows, which a few hundred training photos
   cannot teach (the colouriser of `colorize.py` reads photos the same way). "both" reads with both;
-  `add_vgg_reading` widens a trained CNN stage to it, starting from exactly what it did.
+  `add_vgg_reading` widens a trained CNN stage to it, starting from exactly what it did. With
+  `tone_gate_encoder` the gate gets a hidden layer of its own that reads what that names, so the gate can
+  judge with the VGG-16 while the curve keeps its CNN reading; `add_gate_reading` widens a trained gate to
+  it, again starting from exactly what it did.
 
 Values are in [-1, 1] (the task function converts); the output is not clamped here.
 """
@@ -86,6 +89,7 @@ class EnhanceConfig:
     tone_knots: int = 0  # > 0: a tone stage in front (curve of this many pieces + colour matrix; needs context)
     tone_gate: bool = False  # the tone stage's correction scaled by a learnt gate in [0, 1] (needs tone_knots)
     tone_encoder: str = "cnn"  # the tone stage reads with its own small CNN, a fixed ImageNet VGG-16, or both
+    tone_gate_encoder: str = ""  # "": the gate reads the curve's hidden layer; else its own, reading with this
 
     def __post_init__(self) -> None:
         if self.channels not in (1, 3):
@@ -112,10 +116,21 @@ class EnhanceConfig:
         if self.tone_encoder not in TONE_ENCODERS or (self.tone_encoder != "cnn" and not self.tone_knots):
             raise ValueError(f"tone_encoder must be one of {TONE_ENCODERS}, and the VGG-16 needs a tone stage "
                              f"(tone_knots > 0); got {self.tone_encoder!r} with tone_knots {self.tone_knots}")
+        if self.tone_gate_encoder and (self.tone_gate_encoder not in TONE_ENCODERS or not self.tone_gate):
+            raise ValueError(f"tone_gate_encoder must be '' or one of {TONE_ENCODERS}, and needs tone_gate=True; got "
+                             f"{self.tone_gate_encoder!r} with tone_gate {self.tone_gate}")
         if self.block_guide and not self.guide:
             raise ValueError("block_guide=True needs guide=True (it is one more of the guides)")
         if self.noise_estimator not in NOISE_ESTIMATORS:
             raise ValueError(f"noise_estimator must be one of {NOISE_ESTIMATORS}, got {self.noise_estimator!r}")
+
+    @property
+    def tone_reads(self) -> frozenset[str]:
+        """What the tone stage reads its thumbnail with, curve and gate together: a subset of {"cnn", "vgg"}."""
+        if not self.tone_knots:
+            return frozenset()
+        names = {self.tone_encoder, self.tone_gate_encoder or self.tone_encoder}
+        return frozenset(r for r in ("cnn", "vgg") if any(n in (r, "both") for n in names))
 
     @property
     def size_multiple(self) -> int:
@@ -309,6 +324,18 @@ def _thumbnail(x: Tensor, size: int) -> Tensor:
     return F.interpolate(x.float(), size=(size, size), mode="bilinear", align_corners=False, antialias=True).to(x.dtype)
 
 
+def _stats_width(channels: int, reads: str) -> int:
+    """Width of what a tone hidden layer reading with `reads` ("cnn", "vgg" or "both") gets; see `_stats`."""
+    cnn, vgg = reads in ("cnn", "both"), reads in ("vgg", "both")
+    return 128 * cnn + channels * (2 + len(TONE_QUANTILES)) + 2 * TONE_VGG_CHANNELS * vgg
+
+
+def _stats(parts: dict[str, Tensor], reads: str) -> Tensor:
+    """[CNN features, channel statistics, VGG-16 statistics], the readers `reads` names, in that order."""
+    names = {"cnn": ("cnn", "stats"), "vgg": ("stats", "vgg"), "both": ("cnn", "stats", "vgg")}[reads]
+    return torch.cat([parts[n] for n in names], dim=1)
+
+
 class ToneEncoder(nn.Module):
     """Thumbnail -> `Tone` (a monotone curve per channel, then a colour matrix and offset); starts as the identity."""
 
@@ -316,16 +343,19 @@ class ToneEncoder(nn.Module):
         super().__init__()
         c = config.channels
         self.size, self.knots = config.context_size, config.tone_knots
-        reads_cnn, reads_vgg = config.tone_encoder in ("cnn", "both"), config.tone_encoder in ("vgg", "both")
-        self.features = _thumbnail_features(c) if reads_cnn else None
+        self.reads = config.tone_encoder
+        reads = config.tone_reads
+        self.features = _thumbnail_features(c) if "cnn" in reads else None
         # fixed: trained on ImageNet, it knows what scenes look like
-        self.vgg = VGG16Features("blur", last=TONE_VGG_LAYER).requires_grad_(False) if reads_vgg else None
-        # the hidden layer reads [CNN features, channel statistics, VGG-16 statistics]
-        stats = 128 * reads_cnn + c * (2 + len(TONE_QUANTILES)) + 2 * TONE_VGG_CHANNELS * reads_vgg
-        self.hidden = nn.Sequential(nn.Linear(stats, TONE_HIDDEN), _act())
+        self.vgg = VGG16Features("blur", last=TONE_VGG_LAYER).requires_grad_(False) if "vgg" in reads else None
+        # a hidden layer reads [CNN features, channel statistics, VGG-16 statistics]
+        self.hidden = nn.Sequential(nn.Linear(_stats_width(c, self.reads), TONE_HIDDEN), _act())
         self.out = nn.Linear(TONE_HIDDEN, c * self.knots + c * c + c)
         nn.init.zeros_(self.out.weight)  # equal increments (a straight curve), the identity matrix, no offset
         nn.init.zeros_(self.out.bias)
+        self.gate_reads = config.tone_gate_encoder
+        self.gate_hidden = (nn.Sequential(nn.Linear(_stats_width(c, self.gate_reads), TONE_HIDDEN), _act())
+                            if self.gate_reads else None)
         self.gate = nn.Linear(TONE_HIDDEN, 1) if config.tone_gate else None
         if self.gate is not None:  # starts open: a trained stage it is added to keeps its behaviour
             nn.init.zeros_(self.gate.weight)
@@ -336,19 +366,20 @@ class ToneEncoder(nn.Module):
         b, c = x.shape[:2]
         flat = thumb.float().flatten(2)
         quantiles = torch.quantile(flat, flat.new_tensor(TONE_QUANTILES), dim=2).permute(1, 0, 2).flatten(1)
-        parts = [flat.mean(dim=2), flat.std(dim=2), quantiles]
+        parts = {"stats": torch.cat([flat.mean(dim=2), flat.std(dim=2), quantiles], dim=1)}
         if self.features is not None:
-            parts.insert(0, self.features(thumb).mean(dim=(2, 3)).float())
+            parts["cnn"] = self.features(thumb).mean(dim=(2, 3)).float()
         if self.vgg is not None:
-            parts.append(self._read_vgg(thumb))
-        stats = torch.cat(parts, dim=1)
-        hidden = self.hidden(stats.to(thumb.dtype))
+            parts["vgg"] = self._read_vgg(thumb)
+        hidden = self.hidden(_stats(parts, self.reads).to(thumb.dtype))
         out = self.out(hidden).float()
         k = c * self.knots
         curve = torch.softmax(out[:, :k].view(b, c, self.knots), dim=-1)
         matrix = torch.eye(c, device=x.device) + out[:, k : k + c * c].view(b, c, c)
         gate = None
         if self.gate is not None:
+            if self.gate_hidden is not None:
+                hidden = self.gate_hidden(_stats(parts, self.gate_reads).to(thumb.dtype))
             z = self.gate(hidden).float()[:, 0].clamp(*TONE_GATE_SPAN)
             gate = z + (z.clamp(0.0, 1.0) - z).detach()  # forward: clamped to [0, 1]; backward: straight through
         return Tone(curve, matrix, out[:, k + c * c :], gate)
@@ -530,6 +561,19 @@ def add_vgg_reading(state: dict[str, Tensor]) -> dict[str, Tensor]:
     key = "tone.hidden.0.weight"
     weight = state[key]
     state[key] = torch.cat([weight, weight.new_zeros(weight.shape[0], 2 * TONE_VGG_CHANNELS)], dim=1)
+    return state
+
+
+def add_gate_reading(state: dict[str, Tensor]) -> dict[str, Tensor]:
+    """The weights `state` of a network whose tone gate reads the curve's hidden layer (a CNN stage), widened
+    to give the gate a hidden layer of its own that reads with both (`tone_gate_encoder="both"`): that layer
+    starts as a copy of the curve's, with zero weights on the VGG-16's statistics, so the gate does exactly
+    what it did until it learns to use them. The VGG-16's own weights are not in it: copy them in."""
+    state = dict(state)
+    weight = state["tone.hidden.0.weight"]
+    state["tone.gate_hidden.0.weight"] = torch.cat([weight, weight.new_zeros(weight.shape[0], 2 * TONE_VGG_CHANNELS)],
+                                                   dim=1)
+    state["tone.gate_hidden.0.bias"] = state["tone.hidden.0.bias"].clone()
     return state
 
 

@@ -37,7 +37,14 @@ import torch
 from torch import Tensor, nn
 
 from .. import weights
-from ..archs.enhance import ARCHITECTURE, EnhanceConfig, EnhanceNet, add_block_guide, add_vgg_reading
+from ..archs.enhance import (
+    ARCHITECTURE,
+    EnhanceConfig,
+    EnhanceNet,
+    add_block_guide,
+    add_gate_reading,
+    add_vgg_reading,
+)
 from ..archs.patchgan import PatchGAN, PatchGANConfig
 from ..archs.vgg import VGG16Features
 from ..enhance.degrade import RESTORE, DegradeConfig, colour_only, degrade
@@ -75,7 +82,8 @@ def join_tone_stage(restorer: weights.LoadedModel, toned: weights.LoadedModel) -
         raise ValueError(f"--tone {toned.path}: a trained tone stage for {restorer.config.channels}-channel images is "
                          f"needed, got tone_knots {toned.config.tone_knots} for {toned.config.channels} channels")
     config = dataclasses.replace(restorer.config, tone_knots=toned.config.tone_knots, tone_gate=toned.config.tone_gate,
-                                 tone_encoder=toned.config.tone_encoder)
+                                 tone_encoder=toned.config.tone_encoder,
+                                 tone_gate_encoder=toned.config.tone_gate_encoder)
     module = EnhanceNet(config).eval()
     state = restorer.module.state_dict()
     state.update({k: v for k, v in toned.module.state_dict().items() if k.startswith("tone.")})
@@ -87,7 +95,7 @@ def join_tone_stage(restorer: weights.LoadedModel, toned: weights.LoadedModel) -
 
 
 def _reads_vgg(config: EnhanceConfig) -> bool:
-    return bool(config.tone_knots) and config.tone_encoder != "cnn"
+    return "vgg" in config.tone_reads
 
 
 def log_mse(out: Tensor, target: Tensor, ceiling_db: float = PSNR_CEILING_DB) -> Tensor:
@@ -156,8 +164,8 @@ class EnhanceTask(Task):
         paired = isinstance(data, PairSet)
         if settings.perceptual_weight > 0:
             check_loss_network(vgg)
-        if settings.net.tone_encoder != "cnn" and tone_vgg is not None and tone_vgg.pooling != "blur":
-            raise ValueError(f"tone_encoder {settings.net.tone_encoder!r} reads with the anti-aliased VGG-16 of "
+        if _reads_vgg(settings.net) and tone_vgg is not None and tone_vgg.pooling != "blur":
+            raise ValueError(f"the tone stage reads with the anti-aliased VGG-16 of "
                              f"stlpips-pytorch (blur pooling), got one with {tone_vgg.pooling!r} pooling")
         self.tone_vgg = tone_vgg
         if paired != (settings.degradation is None):
@@ -189,7 +197,12 @@ class EnhanceTask(Task):
             if start.arch == ARCHITECTURE.id and not start.config.tone_knots:  # a new tone stage starts as the identity
                 same = dataclasses.replace(same, tone_knots=s.net.tone_knots, tone_encoder=s.net.tone_encoder)
             if start.arch == ARCHITECTURE.id and not start.config.tone_gate:  # a new gate starts open
-                same = dataclasses.replace(same, tone_gate=s.net.tone_gate)
+                same = dataclasses.replace(same, tone_gate=s.net.tone_gate, tone_gate_encoder=s.net.tone_gate_encoder)
+            read_gate = start.arch == ARCHITECTURE.id and start.config.tone_gate \
+                and not start.config.tone_gate_encoder and start.config.tone_encoder == "cnn" \
+                and s.net.tone_gate_encoder == "both"
+            if read_gate:  # a trained gate gets a hidden layer of its own that reads the VGG-16 as well
+                same = dataclasses.replace(same, tone_gate_encoder="both")
             widen = start.arch == ARCHITECTURE.id and start.config.guide and not start.config.block_guide
             read_vgg = start.arch == ARCHITECTURE.id and bool(start.config.tone_knots) \
                 and start.config.tone_encoder == "cnn" and s.net.tone_encoder == "both"
@@ -205,12 +218,15 @@ class EnhanceTask(Task):
                 state = add_block_guide(state, s.net)
             if read_vgg:
                 state = add_vgg_reading(state)
+            if read_gate:
+                state = add_gate_reading(state)
             loaded = generator.load_state_dict(state, strict=False)
             if loaded.unexpected_keys or any(not k.startswith("tone.") for k in loaded.missing_keys):
                 raise ValueError(f"--init {s.init}: its weights do not fit this network ({loaded})")
         if generator.tone is not None and generator.tone.vgg is not None and not (s.init and _reads_vgg(start.config)):
             if self.tone_vgg is None:
-                raise ValueError(f"a tone stage that reads with tone_encoder {s.net.tone_encoder!r} needs the VGG-16 "
+                raise ValueError(f"a tone stage that reads with tone_encoder {s.net.tone_encoder!r} (gate: "
+                                 f"{s.net.tone_gate_encoder or 'the same'!r}) needs the VGG-16 "
                                  "of stlpips-pytorch (tone_vgg) the first time")
             generator.tone.vgg.load_state_dict(self.tone_vgg.state_dict())
         if s.stage == "tone":

@@ -73,6 +73,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    "ImageNet-trained VGG-16 of stlpips-pytorch kept fixed (its weights go into the file), or both. "
                    "With --init it may be chosen for a stage added to a file without one, and 'both' widens a "
                    "trained CNN stage (it starts doing exactly what it did)")
+    m.add_argument("--tone-gate-encoder", choices=("cnn", "vgg", "both"), default=None,
+                   help="with --tone-gate: the gate gets a hidden layer of its own that reads with this, while the "
+                   "curve keeps --tone-encoder's reading (default: the gate reads the curve's hidden layer). From a "
+                   "trained CNN stage, 'both' starts from exactly what its gate did")
     m.add_argument("--tone-view", choices=("crop", "photo"), default="crop",
                    help="with --stage tone: the stage reads the training crop, or the crop's whole photo (degraded "
                    "with the crop's faults; its correction is scored on the crop), as it reads whole photos in use")
@@ -181,11 +185,14 @@ def prepare(args: argparse.Namespace):
             net = dataclasses.replace(net, tone_gate=True)
         if args.tone_encoder is not None:
             net = dataclasses.replace(net, tone_encoder=args.tone_encoder)
+        if args.tone_gate_encoder is not None:
+            net = dataclasses.replace(net, tone_gate_encoder=args.tone_gate_encoder)
     else:
         net = EnhanceConfig(base_channels=args.base_channels, levels=args.levels, blocks=args.blocks,
                             context=not args.no_context, curve_knots=0 if args.no_context else args.curve_knots,
                             guide=args.guide, tone_knots=args.tone_knots or 0, block_guide=args.block_guide,
-                            tone_gate=args.tone_gate, tone_encoder=args.tone_encoder or "cnn")
+                            tone_gate=args.tone_gate, tone_encoder=args.tone_encoder or "cnn",
+                            tone_gate_encoder=args.tone_gate_encoder or "")
     if args.noise_estimator is not None:
         net = dataclasses.replace(net, noise_estimator=args.noise_estimator)
     settings = EnhanceSettings(
@@ -207,12 +214,12 @@ def prepare(args: argparse.Namespace):
         gate_weight=args.gate_weight,
     )
     vgg = tone_vgg = None
-    if args.perceptual_weight > 0 or net.tone_encoder != "cnn":
+    if args.perceptual_weight > 0 or "vgg" in net.tone_reads:
         from models.archs.enhance import TONE_VGG_LAYER
         from models.pretrained import load_vgg16
 
         vgg = load_vgg16(args.vgg, last="relu3_3") if args.perceptual_weight > 0 else None
-        tone_vgg = load_vgg16(args.vgg, last=TONE_VGG_LAYER) if net.tone_encoder != "cnn" else None
+        tone_vgg = load_vgg16(args.vgg, last=TONE_VGG_LAYER) if "vgg" in net.tone_reads else None
     options = run_options(args)
     if args.pairs and args.holdout_sources:
         raise ValueError("--holdout-sources works on folders of photos, not on --pairs")
