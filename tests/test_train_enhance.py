@@ -266,6 +266,10 @@ def test_a_trained_gate_given_its_own_vgg_reading_starts_from_what_it_did_and_jo
     assert torch.equal(widened.tone.vgg.conv4_3.weight, encoder.conv4_3.weight)
     assert not any(p.requires_grad for p in widened.tone.vgg.parameters())
     assert all(p.requires_grad for p in widened.tone.gate_hidden.parameters())
+    only_gate = EnhanceTask(dataclasses.replace(settings, stage="gate"), load_images(photos, min_side=16),
+                            tone_vgg=encoder).networks()["G"]
+    assert {n for n, p in only_gate.named_parameters() if p.requires_grad} == {
+        "tone.gate_hidden.0.weight", "tone.gate_hidden.0.bias", "tone.gate.weight", "tone.gate.bias"}
     restorer = EnhanceNet(TINY).eval()
     joined = join_tone_stage(weights.LoadedModel(restorer, ARCHITECTURE.id, TINY, "enhance"),
                              weights.LoadedModel(widened, ARCHITECTURE.id, gated, "enhance"))
@@ -276,6 +280,31 @@ def test_a_trained_gate_given_its_own_vgg_reading_starts_from_what_it_did_and_jo
         dataclasses.replace(TINY, tone_knots=4, tone_gate_encoder="vgg")  # no gate
     with pytest.raises(ValueError, match="tone_gate_encoder"):
         dataclasses.replace(cnn, tone_gate_encoder="resnet")
+
+
+def test_stage_gate_trains_only_the_gate_which_learns_to_shut_where_the_curve_would_harm(tmp_path, photos):
+    from models.archs.enhance import ARCHITECTURE, EnhanceNet
+
+    gated = dataclasses.replace(TINY, tone_knots=4, tone_gate=True)
+    trained = EnhanceNet(gated).eval()
+    torch.manual_seed(7)
+    torch.nn.init.normal_(trained.tone.out.weight, std=0.3)  # a curve that changes every photo, gate open
+    weights.save(trained, tmp_path / "start.safetensors", ARCHITECTURE.id, gated, "enhance")
+    clean = degrade.DegradeConfig(clean_probability=1.0)  # no photo needs the curve
+    settings = EnhanceSettings(degradation=clean, net=gated, batch_size=4, crop=32, adv_weight=0, lr=1e-2,
+                               stage="gate", init=str(tmp_path / "start.safetensors"))
+    generator = EnhanceTask(settings, load_images(photos, min_side=16)).networks()["G"]
+    assert {n for n, p in generator.named_parameters() if p.requires_grad} == {"tone.gate.weight", "tone.gate.bias"}
+    out = weights.load(_train(tmp_path / "run", settings, load_images(photos, min_side=16), steps=40))
+    for name, tensor in trained.state_dict().items():  # all but the gate exactly as it was
+        if not name.startswith("tone.gate."):
+            assert torch.equal(out.module.state_dict()[name], tensor), name
+    x = torch.stack([gradient(32, 32, seed) for seed in range(4)]) * 2 - 1
+    with torch.no_grad():
+        assert float(trained.tone(x).gate.mean()) == 1.0
+        assert float(out.module.tone(x).gate.mean()) < 0.2  # it learnt to leave these photos alone
+    with pytest.raises(ValueError, match="stage 'gate'"):
+        EnhanceSettings(degradation=clean, net=dataclasses.replace(TINY, tone_knots=4), stage="gate")
 
 
 def test_the_photo_view_shows_the_tone_stage_each_crops_whole_photo_with_the_crops_own_faults(tmp_path, photos):

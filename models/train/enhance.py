@@ -21,7 +21,9 @@ crop's own draws) and its correction is scored on the crop, as the node applies 
 generalised worse than crops: models/weights/README.md). A gated stage
 (`EnhanceConfig.tone_gate`) may also be taught its gate directly (`gate_weight`): the L1 distance of the gate
 to 1 where the degradation's colour fault alone costs the picture the stage reads more than GATE_FAULT_DB, to
-0 elsewhere (no colour fault, or one too slight to be worth a correction).
+0 elsewhere (no colour fault, or one too slight to be worth a correction). Stage "gate" trains only that
+gate (with its own hidden layer, `EnhanceConfig.tone_gate_encoder`, when it has one): the curve stays exactly
+as trained, and the gate learns when to apply it.
 Optionally (`perceptual_weight` > 0, off by default so that training needs no pretrained network) a
 perceptual term on a frozen VGG-16 (`models.train.features`).
 """
@@ -54,7 +56,7 @@ from .engine import Export, StepContext, Task, adam, finite_or_raise
 from .features import check_loss_network, perceptual_term
 
 PIXEL_LOSSES = ("l1", "psnr")
-STAGES = ("all", "tone")
+STAGES = ("all", "tone", "gate")
 TONE_VIEWS = ("crop", "photo")
 PHOTO_VIEW = 256  # tone_view "photo": the side of the whole-photo square the tone stage reads in training
 GATE_FAULT_DB = 35.0  # gate_weight: a colour fault that leaves the picture above this PSNR asks for no correction
@@ -124,7 +126,7 @@ class EnhanceSettings:
     perceptual_weight: float = 0.0  # > 0: add the VGG-16 feature term (needs a loss network, see EnhanceTask)
     pixel_loss: str = "l1"  # "l1", or "psnr": `log_mse`, the mean PSNR over crops negated (up to a scale)
     psnr_ceiling_db: float = PSNR_CEILING_DB  # "psnr": the PSNR past which a crop earns little more
-    stage: str = "all"  # "all", or "tone": train the tone stage alone (module doc)
+    stage: str = "all"  # "all"; "tone": train the tone stage alone; "gate": only its gate (module doc)
     tone_view: str = "crop"  # stage "tone": what the stage reads, the crop or its whole photo (module doc)
     gate_weight: float = 0.0  # stage "tone", gated: weight of the gate's own target (module doc)
 
@@ -144,12 +146,14 @@ class EnhanceSettings:
             raise ValueError(f"stage must be one of {STAGES}, got {self.stage!r}")
         if self.stage == "tone" and not self.net.tone_knots:
             raise ValueError("stage 'tone' needs a network with a tone stage (tone_knots > 0)")
-        if self.tone_view not in TONE_VIEWS or (self.tone_view == "photo" and self.stage != "tone"):
-            raise ValueError(f"tone_view must be one of {TONE_VIEWS}, and 'photo' needs stage 'tone'; got "
+        if self.stage == "gate" and not self.net.tone_gate:
+            raise ValueError("stage 'gate' needs a network with a gated tone stage (tone_gate=True)")
+        if self.tone_view not in TONE_VIEWS or (self.tone_view == "photo" and self.stage == "all"):
+            raise ValueError(f"tone_view must be one of {TONE_VIEWS}, and 'photo' needs stage 'tone' or 'gate'; got "
                              f"{self.tone_view!r} with stage {self.stage!r}")
-        if self.gate_weight < 0 or (self.gate_weight and not (self.stage == "tone" and self.net.tone_gate)):
-            raise ValueError(f"gate_weight must be >= 0, and > 0 needs stage 'tone' and a gated tone stage; got "
-                             f"{self.gate_weight} with stage {self.stage!r}, tone_gate {self.net.tone_gate}")
+        if self.gate_weight < 0 or (self.gate_weight and not (self.stage != "all" and self.net.tone_gate)):
+            raise ValueError(f"gate_weight must be >= 0, and > 0 needs stage 'tone' or 'gate' and a gated tone stage; "
+                             f"got {self.gate_weight} with stage {self.stage!r}, tone_gate {self.net.tone_gate}")
 
 
 class EnhanceTask(Task):
@@ -229,9 +233,9 @@ class EnhanceTask(Task):
                                  f"{s.net.tone_gate_encoder or 'the same'!r}) needs the VGG-16 "
                                  "of stlpips-pytorch (tone_vgg) the first time")
             generator.tone.vgg.load_state_dict(self.tone_vgg.state_dict())
-        if s.stage == "tone":
+        if s.stage != "all":  # "gate": the gate and its own hidden layer; the curve stays as it is
             for name, parameter in generator.named_parameters():
-                parameter.requires_grad_(name.startswith("tone."))
+                parameter.requires_grad_(name.startswith("tone.gate" if s.stage == "gate" else "tone."))
         if generator.tone is not None and generator.tone.vgg is not None:  # the VGG-16 stays as ImageNet trained it
             generator.tone.vgg.requires_grad_(False)
         return {"G": generator, "D": PatchGAN(d_config)}
@@ -275,7 +279,7 @@ class EnhanceTask(Task):
         x, target = batch["input"], batch["target"]
         gate = None
         with ctx.autocast():
-            if s.stage == "tone":  # the stage reads the whole photo, or the crop, and corrects the crop
+            if s.stage != "all":  # the stage reads the whole photo, or the crop, and corrects the crop
                 tone = ctx.nets["G"](batch.get("photo", x), tone_params=True)
                 out, gate = tone.to(x.dtype).apply(x).float(), tone.gate
             else:

@@ -78,14 +78,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    "curve keeps --tone-encoder's reading (default: the gate reads the curve's hidden layer). From a "
                    "trained CNN stage, 'both' starts from exactly what its gate did")
     m.add_argument("--tone-view", choices=("crop", "photo"), default="crop",
-                   help="with --stage tone: the stage reads the training crop, or the crop's whole photo (degraded "
-                   "with the crop's faults; its correction is scored on the crop), as it reads whole photos in use")
+                   help="with --stage tone or gate: the stage reads the training crop, or the crop's whole photo "
+                   "(degraded with the crop's faults; its correction is scored on the crop), as it reads whole "
+                   "photos in use")
     m.add_argument("--gate-weight", type=float, default=0.0,
-                   help="with --stage tone and --tone-gate: weight of the gate's own target (1 where the crop's colour "
-                   "fault alone costs the picture the stage reads more than 35 dB, else 0; L1). 0 = the gate learns "
-                   "only from the output's loss")
-    m.add_argument("--stage", choices=("all", "tone"), default="all",
-                   help="what trains: all of the network, or only its tone stage (the rest frozen and not run)")
+                   help="with --stage tone or gate and --tone-gate: weight of the gate's own target (1 where the "
+                   "crop's colour fault alone costs the picture the stage reads more than 35 dB, else 0; L1). "
+                   "0 = the gate learns only from the output's loss")
+    m.add_argument("--stage", choices=("all", "tone", "gate"), default="all",
+                   help="what trains: all of the network, only its tone stage (the rest frozen and not run), or only "
+                   "the tone stage's gate (the curve stays as it is)")
     m.add_argument("--noise-estimator", choices=("mad", "blocks"), default=None,
                    help="with --guide: how the noise level is measured: 'mad' (median of a high-pass; fine texture "
                    "reads as noise) or 'blocks' (the quietest tenth of 8x8 squares); default mad, or the --init "
