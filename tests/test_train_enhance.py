@@ -9,6 +9,7 @@ import pytest
 import torch
 from gradients import gradient, gradient_folder, save_png
 from lossnet import random_vgg
+from safetensors import safe_open
 
 from models import metrics, weights
 from models.archs.enhance import EnhanceConfig
@@ -276,6 +277,19 @@ def test_a_trained_gate_given_its_own_vgg_reading_starts_from_what_it_did_and_jo
     assert joined.config == gated
     with torch.no_grad():
         assert torch.equal(joined.module.tone(x).gate, widened.tone(x).gate)
+    # the command stores the fixed VGG-16 in float16 and everything else as it was
+    weights.save(restorer, tmp_path / "restorer.safetensors", ARCHITECTURE.id, TINY, "enhance")
+    weights.save(widened, tmp_path / "toned.safetensors", ARCHITECTURE.id, gated, "enhance")
+    assert train_cli(["enhance-join", "--restorer", str(tmp_path / "restorer.safetensors"), "--tone",
+                      str(tmp_path / "toned.safetensors"), "--out", str(tmp_path / "joined.safetensors")]) == 0
+    with safe_open(tmp_path / "joined.safetensors", "pt") as f:
+        dtypes = {k: f.get_slice(k).get_dtype() for k in f.keys()}
+    assert {d for k, d in dtypes.items() if k.startswith("tone.vgg.")} == {"F16"}
+    assert {d for k, d in dtypes.items() if not k.startswith("tone.vgg.")} == {"F32"}
+    written = weights.load(tmp_path / "joined.safetensors").module
+    with torch.no_grad():
+        assert written.tone.vgg.conv1_1.weight.dtype == torch.float32
+        assert torch.allclose(written.tone(x).gate, widened.tone(x).gate, atol=1e-3)
     with pytest.raises(ValueError, match="tone_gate_encoder"):
         dataclasses.replace(TINY, tone_knots=4, tone_gate_encoder="vgg")  # no gate
     with pytest.raises(ValueError, match="tone_gate_encoder"):

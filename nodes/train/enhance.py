@@ -114,7 +114,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "enhance-join", help="put the trained tone stage of one enhance model in front of another's restorer",
         description="Write the restorer of --restorer (an enhance model without a tone stage) behind the tone "
         "stage of --tone (one trained with --stage tone). That stage never runs the restorer in training, so it "
-        "carries over unchanged to a retrained restorer.")
+        "carries over unchanged to a retrained restorer. A fixed VGG-16 the stage reads with is stored in float16 "
+        "(half the file; loading upcasts it).")
     join.add_argument("--restorer", required=True, metavar="FILE", help="the restorer (no tone stage)")
     join.add_argument("--tone", required=True, metavar="FILE", help="the enhance model whose tone stage is taken")
     join.add_argument("--out", required=True, metavar="FILE", help="the .safetensors file to write")
@@ -127,6 +128,8 @@ def run_join(args: argparse.Namespace) -> int:
     from models.train.enhance import join_tone_stage
 
     joined = join_tone_stage(weights.load(args.restorer), weights.load(args.tone))
+    if joined.module.tone.vgg is not None:  # fixed ImageNet weights: float16 halves the file, loading upcasts
+        joined.module.tone.vgg.half()
     path = weights.save(joined.module, args.out, joined.arch, joined.config, joined.task, joined.provenance)
     print(f"wrote {path}")
     return 0
