@@ -553,14 +553,17 @@ def add_block_guide(state: dict[str, Tensor], config: EnhanceConfig) -> dict[str
     return state
 
 
+def _with_vgg_columns(weight: Tensor) -> Tensor:
+    """A tone hidden layer's weight [hidden, width] with zero columns appended for the VGG-16's statistics."""
+    return torch.cat([weight, weight.new_zeros(weight.shape[0], 2 * TONE_VGG_CHANNELS)], dim=1)
+
+
 def add_vgg_reading(state: dict[str, Tensor]) -> dict[str, Tensor]:
     """The weights `state` of a network whose tone stage reads with its CNN, widened to read with both
     (`tone_encoder="both"`): the hidden layer's weights on the VGG-16's statistics start at zero, so the stage
     does exactly what it did until it learns to use them. The VGG-16's own weights are not in it: copy them in."""
     state = dict(state)
-    key = "tone.hidden.0.weight"
-    weight = state[key]
-    state[key] = torch.cat([weight, weight.new_zeros(weight.shape[0], 2 * TONE_VGG_CHANNELS)], dim=1)
+    state["tone.hidden.0.weight"] = _with_vgg_columns(state["tone.hidden.0.weight"])
     return state
 
 
@@ -570,9 +573,7 @@ def add_gate_reading(state: dict[str, Tensor]) -> dict[str, Tensor]:
     starts as a copy of the curve's, with zero weights on the VGG-16's statistics, so the gate does exactly
     what it did until it learns to use them. The VGG-16's own weights are not in it: copy them in."""
     state = dict(state)
-    weight = state["tone.hidden.0.weight"]
-    state["tone.gate_hidden.0.weight"] = torch.cat([weight, weight.new_zeros(weight.shape[0], 2 * TONE_VGG_CHANNELS)],
-                                                   dim=1)
+    state["tone.gate_hidden.0.weight"] = _with_vgg_columns(state["tone.hidden.0.weight"])
     state["tone.gate_hidden.0.bias"] = state["tone.hidden.0.bias"].clone()
     return state
 
