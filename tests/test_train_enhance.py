@@ -296,6 +296,52 @@ def test_a_trained_gate_given_its_own_vgg_reading_starts_from_what_it_did_and_jo
         dataclasses.replace(cnn, tone_gate_encoder="resnet")
 
 
+def test_classical_levels_measure_auto_contrast_a_common_stretch_and_grey_world():
+    from models.archs.enhance import TONE_LEVELS, classical_levels
+
+    image = torch.rand(2, 3, 40, 48) * torch.tensor([0.4, 0.6, 0.3])[:, None, None] + 0.2  # flat, warm-cast
+    levels = classical_levels(image * 2 - 1)
+    assert levels.shape == (2, len(TONE_LEVELS), 3, 2)
+    applied = {name: ((image * 2 - 1) * levels[:, i, :, None, None, 0] + levels[:, i, :, None, None, 1] + 1) / 2
+               for i, name in enumerate(TONE_LEVELS)}
+    assert torch.allclose(applied["channels"].clamp(0, 1), evaluate_enhance.auto_contrast(image), atol=1e-5)
+    assert torch.allclose(applied["grey"].clamp(0, 1), evaluate_enhance.grey_world(image), atol=1e-5)
+    joint = applied["joint"]  # one range for all three channels: it spans 0..1 but keeps the cast
+    assert float(joint.amin()) == pytest.approx(0.0, abs=0.02) and float(joint.amax()) == pytest.approx(1.0, abs=0.02)
+    assert torch.allclose(levels[:, 1, 0, 0], levels[:, 1, 2, 0]) and (levels[:, 0, 2, 0] > levels[:, 0, 1, 0]).all()
+
+
+def test_tone_levels_added_to_a_trained_stage_start_from_what_it_did_and_learn_to_stretch(tmp_path, photos):
+    from models.archs.enhance import ARCHITECTURE, EnhanceNet
+    from models.train.enhance import join_tone_stage
+
+    gated = dataclasses.replace(TINY, tone_knots=4, tone_gate=True)
+    trained = EnhanceNet(gated).eval()
+    torch.manual_seed(8)
+    torch.nn.init.normal_(trained.tone.out.weight, std=0.05)  # a stage that corrects
+    weights.save(trained, tmp_path / "start.safetensors", ARCHITECTURE.id, gated, "enhance")
+    levelled = dataclasses.replace(gated, tone_levels=True)
+    flat = degrade.DegradeConfig(colour_probability=1.0, contrast=(0.4, 0.4))
+    settings = EnhanceSettings(degradation=flat, net=levelled, batch_size=4, crop=32, adv_weight=0, lr=1e-2,
+                               stage="tone", init=str(tmp_path / "start.safetensors"))
+    data = load_images(photos, min_side=16)
+    widened = EnhanceTask(settings, data).networks()["G"].eval()
+    x = torch.rand(3, 3, 32, 32) * torch.tensor([0.3, 0.8, 1.4])[:, None, None, None] - 0.7
+    with torch.no_grad():
+        assert torch.equal(widened.tone(x).apply(x), trained.tone(x).apply(x))  # no level correction yet
+    out = weights.load(_train(tmp_path / "run", settings, data, steps=40))
+    assert out.config == levelled
+    assert float(out.module.tone.levels.bias.detach().abs().max()) > 0.05  # it learnt to use the measured corrections
+    rows = [json.loads(x) for x in (tmp_path / "run" / "en.metrics.jsonl").read_text().splitlines()]
+    assert sum(r["l1"] for r in rows[-10:]) < 0.5 * sum(r["l1_input"] for r in rows[-10:])  # flat photos restored
+    joined = join_tone_stage(weights.LoadedModel(EnhanceNet(TINY).eval(), ARCHITECTURE.id, TINY, "enhance"), out)
+    assert joined.config == levelled
+    with torch.no_grad():
+        assert torch.equal(joined.module.tone(x).levels, out.module.tone(x).levels)
+    with pytest.raises(ValueError, match="tone_levels"):
+        dataclasses.replace(TINY, tone_levels=True)  # no tone stage
+
+
 def test_stage_gate_trains_only_the_gate_which_learns_to_shut_where_the_curve_would_harm(tmp_path, photos):
     from models.archs.enhance import ARCHITECTURE, EnhanceNet
 

@@ -32,7 +32,11 @@ Why this shape:
   `add_vgg_reading` widens a trained CNN stage to it, starting from exactly what it did. With
   `tone_gate_encoder` the gate gets a hidden layer of its own that reads what that names, so the gate can
   judge with the VGG-16 while the curve keeps its CNN reading; `add_gate_reading` widens a trained gate to
-  it, again starting from exactly what it did.
+  it, again starting from exactly what it did. With `tone_levels` the stage also measures three classical
+  level corrections on its thumbnail (each channel's 0.5..99.5 % range stretched to the full range, the three
+  channels' common range stretched, grey-world gains) and learns how much of each to apply before the curve.
+  A curve read from a hidden layer has to learn a division to find the black and white points; the measured
+  corrections hand them over, so the stage starts where a classical tone operator is and only learns when.
 
 Values are in [-1, 1] (the task function converts); the output is not clamped here.
 """
@@ -70,6 +74,8 @@ TONE_ENCODERS = ("cnn", "vgg", "both")  # what the tone stage reads its thumbnai
 TONE_VGG_LAYER = "relu4_3"  # tone_encoder "vgg": the VGG-16 layer whose channel means and spreads it reads
 TONE_VGG_CHANNELS = 512
 TONE_VGG_SIZE = 64  # tone_encoder "vgg": the thumbnail side the VGG-16 sees
+TONE_LEVEL_QUANTILES = (0.005, 0.995)  # tone_levels: the range a stretch maps to 0..1
+TONE_LEVELS = ("channels", "joint", "grey")  # tone_levels: the classical corrections, in the output's order
 TONE_GATE_SPAN = (-1.0, 2.0)  # the gate's pre-activation is clamped to [0, 1] on the way out, but passes
 # gradients on as if unclamped inside this span (a straight-through estimate), so a closed gate can reopen
 
@@ -90,6 +96,7 @@ class EnhanceConfig:
     tone_gate: bool = False  # the tone stage's correction scaled by a learnt gate in [0, 1] (needs tone_knots)
     tone_encoder: str = "cnn"  # the tone stage reads with its own small CNN, a fixed ImageNet VGG-16, or both
     tone_gate_encoder: str = ""  # "": the gate reads the curve's hidden layer; else its own, reading with this
+    tone_levels: bool = False  # the tone stage blends measured level stretches and grey-world gains in first
 
     def __post_init__(self) -> None:
         if self.channels not in (1, 3):
@@ -119,6 +126,9 @@ class EnhanceConfig:
         if self.tone_gate_encoder and (self.tone_gate_encoder not in TONE_ENCODERS or not self.tone_gate):
             raise ValueError(f"tone_gate_encoder must be '' or one of {TONE_ENCODERS}, and needs tone_gate=True; got "
                              f"{self.tone_gate_encoder!r} with tone_gate {self.tone_gate}")
+        if self.tone_levels and (not self.tone_knots or self.channels != 3):
+            raise ValueError(f"tone_levels=True needs a tone stage (tone_knots > 0) on 3-channel images, got "
+                             f"tone_knots {self.tone_knots} and {self.channels} channels")
         if self.block_guide and not self.guide:
             raise ValueError("block_guide=True needs guide=True (it is one more of the guides)")
         if self.noise_estimator not in NOISE_ESTIMATORS:
@@ -182,13 +192,18 @@ class Tone:
     matrix: Tensor  # [B, C, C]
     offset: Tensor  # [B, C]
     gate: Tensor | None = None  # [B]: 0 = the image passes through unchanged, 1 = the whole correction
+    levels: Tensor | None = None  # [B, C, 2]: a scale and shift per channel (on [-1, 1]) before the curve
 
     def to(self, dtype: torch.dtype) -> Tone:
         gate = None if self.gate is None else self.gate.to(dtype)
-        return Tone(self.curve.to(dtype), self.matrix.to(dtype), self.offset.to(dtype), gate)
+        levels = None if self.levels is None else self.levels.to(dtype)
+        return Tone(self.curve.to(dtype), self.matrix.to(dtype), self.offset.to(dtype), gate, levels)
 
     def apply(self, x: Tensor) -> Tensor:
-        y = recolour(x, self.curve, self.matrix, self.offset)
+        y = x
+        if self.levels is not None:
+            y = y * self.levels[:, :, None, None, 0] + self.levels[:, :, None, None, 1]
+        y = recolour(y, self.curve, self.matrix, self.offset)
         if self.gate is None:
             return y
         return torch.lerp(x, y, self.gate[:, None, None, None])
@@ -324,6 +339,23 @@ def _thumbnail(x: Tensor, size: int) -> Tensor:
     return F.interpolate(x.float(), size=(size, size), mode="bilinear", align_corners=False, antialias=True).to(x.dtype)
 
 
+def classical_levels(thumb: Tensor) -> Tensor:
+    """[B, len(TONE_LEVELS), C, 2]: the scale and shift (on [-1, 1]) per channel of each classical level
+    correction that `TONE_LEVELS` names, measured on `thumb` [B, C, H, W] in [-1, 1] (float32)."""
+    v = (thumb.float().flatten(2) + 1) * 0.5
+    lo, hi = torch.quantile(v, v.new_tensor(TONE_LEVEL_QUANTILES), dim=2)  # [B, C] each
+    scales, shifts = [], []
+    for low, high in ((lo, hi), (lo.amin(1, keepdim=True).expand_as(lo), hi.amax(1, keepdim=True).expand_as(hi))):
+        scale = 1 / (high - low).clamp(min=0.02)  # a flat channel is stretched at most 50 times
+        scales.append(scale)
+        shifts.append(-low * scale)
+    means = v.mean(dim=2).clamp(min=1e-3)
+    scales.append(means.mean(dim=1, keepdim=True) / means)
+    shifts.append(torch.zeros_like(means))
+    scale, shift = torch.stack(scales, 1), torch.stack(shifts, 1)  # on [0, 1]: y = scale * v + shift
+    return torch.stack([scale, scale - 1 + 2 * shift], dim=-1)  # the same map on [-1, 1]
+
+
 def _stats_width(channels: int, reads: str) -> int:
     """Width of what a tone hidden layer reading with `reads` ("cnn", "vgg" or "both") gets; see `_stats`."""
     cnn, vgg = reads in ("cnn", "both"), reads in ("vgg", "both")
@@ -356,6 +388,11 @@ class ToneEncoder(nn.Module):
         self.gate_reads = config.tone_gate_encoder
         self.gate_hidden = (nn.Sequential(nn.Linear(_stats_width(c, self.gate_reads), TONE_HIDDEN), _act())
                             if self.gate_reads else None)
+        # how much of each classical level correction goes in before the curve: none to begin with
+        self.levels = nn.Linear(TONE_HIDDEN, len(TONE_LEVELS)) if config.tone_levels else None
+        if self.levels is not None:
+            nn.init.zeros_(self.levels.weight)
+            nn.init.zeros_(self.levels.bias)
         self.gate = nn.Linear(TONE_HIDDEN, 1) if config.tone_gate else None
         if self.gate is not None:  # starts open: a trained stage it is added to keeps its behaviour
             nn.init.zeros_(self.gate.weight)
@@ -376,13 +413,19 @@ class ToneEncoder(nn.Module):
         k = c * self.knots
         curve = torch.softmax(out[:, :k].view(b, c, self.knots), dim=-1)
         matrix = torch.eye(c, device=x.device) + out[:, k : k + c * c].view(b, c, c)
+        levels = None
+        if self.levels is not None:  # the identity plus the chosen amounts of each correction's change
+            weights = self.levels(hidden).float()  # [B, len(TONE_LEVELS)]
+            identity = torch.tensor([1.0, 0.0], device=x.device)
+            change = classical_levels(thumb) - identity
+            levels = identity + torch.einsum("bk,bkcj->bcj", weights, change)
         gate = None
         if self.gate is not None:
             if self.gate_hidden is not None:
                 hidden = self.gate_hidden(_stats(parts, self.gate_reads).to(thumb.dtype))
             z = self.gate(hidden).float()[:, 0].clamp(*TONE_GATE_SPAN)
             gate = z + (z.clamp(0.0, 1.0) - z).detach()  # forward: clamped to [0, 1]; backward: straight through
-        return Tone(curve, matrix, out[:, k + c * c :], gate)
+        return Tone(curve, matrix, out[:, k + c * c :], gate, levels)
 
     def _read_vgg(self, thumb: Tensor) -> Tensor:
         """[B, 2 * TONE_VGG_CHANNELS] float32: the VGG-16's channel means and spreads on a small thumbnail."""

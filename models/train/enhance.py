@@ -85,7 +85,8 @@ def join_tone_stage(restorer: weights.LoadedModel, toned: weights.LoadedModel) -
                          f"needed, got tone_knots {toned.config.tone_knots} for {toned.config.channels} channels")
     config = dataclasses.replace(restorer.config, tone_knots=toned.config.tone_knots, tone_gate=toned.config.tone_gate,
                                  tone_encoder=toned.config.tone_encoder,
-                                 tone_gate_encoder=toned.config.tone_gate_encoder)
+                                 tone_gate_encoder=toned.config.tone_gate_encoder,
+                                 tone_levels=toned.config.tone_levels)
     module = EnhanceNet(config).eval()
     state = restorer.module.state_dict()
     state.update({k: v for k, v in toned.module.state_dict().items() if k.startswith("tone.")})
@@ -202,6 +203,8 @@ class EnhanceTask(Task):
                 same = dataclasses.replace(same, tone_knots=s.net.tone_knots, tone_encoder=s.net.tone_encoder)
             if start.arch == ARCHITECTURE.id and not start.config.tone_gate:  # a new gate starts open
                 same = dataclasses.replace(same, tone_gate=s.net.tone_gate, tone_gate_encoder=s.net.tone_gate_encoder)
+            if start.arch == ARCHITECTURE.id and start.config.tone_knots and not start.config.tone_levels:
+                same = dataclasses.replace(same, tone_levels=s.net.tone_levels)  # they start applying none
             read_gate = start.arch == ARCHITECTURE.id and start.config.tone_gate \
                 and not start.config.tone_gate_encoder and start.config.tone_encoder == "cnn" \
                 and s.net.tone_gate_encoder == "both"

@@ -77,6 +77,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    help="with --tone-gate: the gate gets a hidden layer of its own that reads with this, while the "
                    "curve keeps --tone-encoder's reading (default: the gate reads the curve's hidden layer). From a "
                    "trained CNN stage, 'both' starts from exactly what its gate did")
+    m.add_argument("--tone-levels", action="store_true",
+                   help="with a tone stage: it also measures classical level corrections on its thumbnail (each "
+                   "channel's range stretched, the channels' common range stretched, grey-world gains) and learns "
+                   "how much of each to apply before its curve. With --init it may be added to a trained stage (it "
+                   "starts applying none)")
     m.add_argument("--tone-view", choices=("crop", "photo"), default="crop",
                    help="with --stage tone or gate: the stage reads the training crop, or the crop's whole photo "
                    "(degraded with the crop's faults; its correction is scored on the crop), as it reads whole "
@@ -192,12 +197,14 @@ def prepare(args: argparse.Namespace):
             net = dataclasses.replace(net, tone_encoder=args.tone_encoder)
         if args.tone_gate_encoder is not None:
             net = dataclasses.replace(net, tone_gate_encoder=args.tone_gate_encoder)
+        if args.tone_levels:
+            net = dataclasses.replace(net, tone_levels=True)
     else:
         net = EnhanceConfig(base_channels=args.base_channels, levels=args.levels, blocks=args.blocks,
                             context=not args.no_context, curve_knots=0 if args.no_context else args.curve_knots,
                             guide=args.guide, tone_knots=args.tone_knots or 0, block_guide=args.block_guide,
                             tone_gate=args.tone_gate, tone_encoder=args.tone_encoder or "cnn",
-                            tone_gate_encoder=args.tone_gate_encoder or "")
+                            tone_gate_encoder=args.tone_gate_encoder or "", tone_levels=args.tone_levels)
     if args.noise_estimator is not None:
         net = dataclasses.replace(net, noise_estimator=args.noise_estimator)
     settings = EnhanceSettings(
