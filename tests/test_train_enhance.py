@@ -311,14 +311,16 @@ def test_classical_levels_measure_auto_contrast_a_common_stretch_and_grey_world(
     assert torch.allclose(levels[:, 1, 0, 0], levels[:, 1, 2, 0]) and (levels[:, 0, 2, 0] > levels[:, 0, 1, 0]).all()
 
 
-def test_tone_levels_added_to_a_trained_stage_start_from_what_it_did_and_learn_to_stretch(tmp_path, photos):
+def test_tone_levels_added_to_a_trained_stage_keep_its_gate_restart_its_curve_and_learn_to_stretch(tmp_path, photos):
     from models.archs.enhance import ARCHITECTURE, EnhanceNet
     from models.train.enhance import join_tone_stage
 
     gated = dataclasses.replace(TINY, tone_knots=4, tone_gate=True)
-    trained = EnhanceNet(gated).eval()
     torch.manual_seed(8)
+    trained = EnhanceNet(gated).eval()
     torch.nn.init.normal_(trained.tone.out.weight, std=0.05)  # a stage that corrects
+    torch.nn.init.normal_(trained.tone.gate.weight, std=1.0)  # and a gate that differs between photos
+    torch.nn.init.constant_(trained.tone.gate.bias, 0.5)
     weights.save(trained, tmp_path / "start.safetensors", ARCHITECTURE.id, gated, "enhance")
     levelled = dataclasses.replace(gated, tone_levels=True)
     flat = degrade.DegradeConfig(colour_probability=1.0, contrast=(0.4, 0.4))
@@ -326,9 +328,12 @@ def test_tone_levels_added_to_a_trained_stage_start_from_what_it_did_and_learn_t
                                stage="tone", init=str(tmp_path / "start.safetensors"))
     data = load_images(photos, min_side=16)
     widened = EnhanceTask(settings, data).networks()["G"].eval()
-    x = torch.rand(3, 3, 32, 32) * torch.tensor([0.3, 0.8, 1.4])[:, None, None, None] - 0.7
+    x = torch.rand(4, 3, 32, 32) * torch.tensor([0.3, 0.8, 1.4, 2.0])[:, None, None, None] - 1  # dark to bright
     with torch.no_grad():
-        assert torch.equal(widened.tone(x).apply(x), trained.tone(x).apply(x))  # no level correction yet
+        before, after = trained.tone(x), widened.tone(x)
+        assert before.gate.max() - before.gate.min() > 0.05 and torch.equal(after.gate, before.gate)
+        assert not torch.allclose(before.apply(x), x, atol=1e-3)  # the trained curve corrects
+        assert torch.allclose(after.apply(x), x, atol=1e-5)  # the new one starts as the identity, levels at none
     out = weights.load(_train(tmp_path / "run", settings, data, steps=40))
     assert out.config == levelled
     assert float(out.module.tone.levels.bias.detach().abs().max()) > 0.05  # it learnt to use the measured corrections

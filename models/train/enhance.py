@@ -203,8 +203,10 @@ class EnhanceTask(Task):
                 same = dataclasses.replace(same, tone_knots=s.net.tone_knots, tone_encoder=s.net.tone_encoder)
             if start.arch == ARCHITECTURE.id and not start.config.tone_gate:  # a new gate starts open
                 same = dataclasses.replace(same, tone_gate=s.net.tone_gate, tone_gate_encoder=s.net.tone_gate_encoder)
-            if start.arch == ARCHITECTURE.id and start.config.tone_knots and not start.config.tone_levels:
-                same = dataclasses.replace(same, tone_levels=s.net.tone_levels)  # they start applying none
+            add_levels = start.arch == ARCHITECTURE.id and bool(start.config.tone_knots) \
+                and not start.config.tone_levels and s.net.tone_levels
+            if add_levels:
+                same = dataclasses.replace(same, tone_levels=True)
             read_gate = start.arch == ARCHITECTURE.id and start.config.tone_gate \
                 and not start.config.tone_gate_encoder and start.config.tone_encoder == "cnn" \
                 and s.net.tone_gate_encoder == "both"
@@ -230,6 +232,10 @@ class EnhanceTask(Task):
             loaded = generator.load_state_dict(state, strict=False)
             if loaded.unexpected_keys or any(not k.startswith("tone.") for k in loaded.missing_keys):
                 raise ValueError(f"--init {s.init}: its weights do not fit this network ({loaded})")
+            if add_levels:  # a curve fitted to unlevelled input would stand in the levels' way: it starts again
+                # from the identity, while the stage's readers and gate keep what they learnt
+                nn.init.zeros_(generator.tone.out.weight)
+                nn.init.zeros_(generator.tone.out.bias)
         if generator.tone is not None and generator.tone.vgg is not None and not (s.init and _reads_vgg(start.config)):
             if self.tone_vgg is None:
                 raise ValueError(f"a tone stage that reads with tone_encoder {s.net.tone_encoder!r} (gate: "

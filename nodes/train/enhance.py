@@ -80,8 +80,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     m.add_argument("--tone-levels", action="store_true",
                    help="with a tone stage: it also measures classical level corrections on its thumbnail (each "
                    "channel's range stretched, the channels' common range stretched, grey-world gains) and learns "
-                   "how much of each to apply before its curve. With --init it may be added to a trained stage (it "
-                   "starts applying none)")
+                   "how much of each to apply before its curve. With --init it may be added to a trained stage: its "
+                   "readers and gate keep what they learnt, while the curve and colour matrix start again from the "
+                   "identity and the levels from none")
     m.add_argument("--tone-view", choices=("crop", "photo"), default="crop",
                    help="with --stage tone or gate: the stage reads the training crop, or the crop's whole photo "
                    "(degraded with the crop's faults; its correction is scored on the crop), as it reads whole "
