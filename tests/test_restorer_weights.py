@@ -49,7 +49,8 @@ def test_the_restorer_reads_the_noise_level_from_the_quietest_squares(restorer):
 def test_the_blind_restorer_is_the_guided_one_behind_a_gated_tone_stage(blind):
     guided = weights.load(RESTORER)
     assert blind.config.tone_knots > 0 and blind.config.tone_gate
-    assert dataclasses.replace(blind.config, tone_knots=0, tone_gate=False, tone_gate_encoder="") == guided.config
+    assert dataclasses.replace(blind.config, tone_knots=0, tone_gate=False, tone_gate_encoder="",
+                               tone_levels=False) == guided.config
     state = blind.module.state_dict()
     for name, tensor in guided.module.state_dict().items():
         assert torch.equal(state[name], tensor), name

@@ -36,7 +36,7 @@ Why this shape:
   level corrections on its thumbnail (each channel's 0.5..99.5 % range stretched to the full range, the three
   channels' common range stretched, grey-world gains) and learns how much of each to apply before the curve.
   A curve read from a hidden layer has to learn a division to find the black and white points; the measured
-  corrections hand them over, so the stage starts where a classical tone operator is and only learns when.
+  corrections hand them over, and the stage learns when and how much of each to use.
 
 Values are in [-1, 1] (the task function converts); the output is not clamped here.
 """
